@@ -1,0 +1,338 @@
+"""The ``impasto`` command. Its options are generated from :class:`impasto.settings.Settings`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .errors import ImpastoError
+from .settings import Settings, base_type, field_types
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _format_default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, *, exclude: Sequence[str] = ()) -> None:
+    """One option per settings field, grouped, each help text showing its default."""
+    defaults = Settings()
+    types = field_types()
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name in exclude:
+            continue
+        meta = f.metadata
+        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        flags = ["--" + f.name.replace("_", "-"), *meta["flags"]]
+        elem, is_tuple, _ = base_type(types[f.name])
+        default = getattr(defaults, f.name)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if elem is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = elem
+            if is_tuple:
+                kwargs["nargs"] = "+"
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            if meta["metavar"]:
+                kwargs["metavar"] = meta["metavar"]
+        kwargs["help"] = f"{meta['help']} (default: {_format_default(default)})"
+        group.add_argument(*flags, **kwargs)
+
+
+def settings_from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
+    names = {f.name for f in dataclasses.fields(Settings)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return (base or Settings()).replace(**given)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="impasto",
+        description="Neural style transfer (Gatys, Ecker & Bethge 2016): repaint a photo "
+        "in the style of one or more paintings.",
+    )
+    parser.add_argument("--version", action="version", version=f"impasto {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "stylize",
+        help="paint CONTENT in the style of STYLE(s)",
+        description="Paint CONTENT in the style of one or more STYLE images.",
+    )
+    p.add_argument("content", metavar="CONTENT", help="the photo to repaint")
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
+    _add_output_arguments(p, required=True)
+    add_settings_arguments(p)
+
+    p = sub.add_parser(
+        "demo",
+        help="stylise the bundled example images (works offline)",
+        description="Stylise the example photo bundled with impasto in the "
+        "style of the bundled example painting.",
+    )
+    _add_output_arguments(p, required=False, default="impasto-demo.png")
+    add_settings_arguments(p)
+
+    p = sub.add_parser(
+        "score",
+        help="print the loss terms of an image",
+        description="Score IMAGE against a content and style image(s) with "
+        "the same loss as stylisation, at IMAGE's size.",
+    )
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--content", required=True, metavar="FILE")
+    p.add_argument("--style", "--styles", dest="styles", nargs="+", required=True, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_settings_arguments(
+        p,
+        exclude=(
+            "size",
+            "iterations",
+            "initial",
+            "initial_noiseblend",
+            "seed",
+            "optimizer",
+            "learning_rate",
+            "beta1",
+            "beta2",
+            "epsilon",
+            "checkpoint_every",
+            "print_every",
+            "preserve_colors",
+        ),
+    )
+
+    p = sub.add_parser(
+        "reproduce",
+        help="re-run the settings stored in an impasto PNG",
+        description="Run again with the settings and input files recorded in a "
+        "PNG written by impasto.",
+    )
+    p.add_argument("image", metavar="PNG")
+    _add_output_arguments(p, required=True)
+    p.add_argument("--device", help="override the device (settings are otherwise as recorded)")
+
+    p = sub.add_parser(
+        "serve",
+        help="start the web app and REST API (needs the 'web' extra)",
+        description="Serve the impasto web page and its REST API. Jobs run one "
+        "at a time; the limits below protect the machine.",
+    )
+    from .web.config import add_serve_arguments  # FastAPI itself is imported only to serve
+
+    add_serve_arguments(p)
+    return parser
+
+
+def _add_output_arguments(
+    p: argparse.ArgumentParser, *, required: bool, default: str | None = None
+) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "-o",
+        "--output",
+        required=required,
+        default=default,
+        metavar="FILE",
+        help="output image (.png embeds the settings; .jpg, .webp, .tif, .bmp)"
+        + (f" (default: {default})" if default else ""),
+    )
+    g.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    g.add_argument(
+        "--report",
+        metavar="FILE.json",
+        help="write settings, losses, iterations, time and peak memory as JSON",
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+
+
+# --- running -----------------------------------------------------------------------
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_report_path(path: str | None, overwrite: bool) -> None:
+    if path is None:
+        return
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise ImpastoError(f"{target}: already exists; pass --overwrite to replace it")
+    if not (target.parent if str(target.parent) else Path(".")).is_dir():
+        raise ImpastoError(f"{target}: folder {target.parent} does not exist")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else str(x)
+
+
+def run_stylize(
+    args: argparse.Namespace, content: Any, styles: list[Any], settings: Settings
+) -> int:
+    from . import images
+    from .optimize import Stylizer
+
+    output = images.check_output_path(args.output, overwrite=args.overwrite)
+    _check_report_path(args.report, args.overwrite)
+    stylizer = Stylizer(content, styles, settings)
+    s = stylizer.settings
+    _say(
+        args,
+        f"impasto: {s.iterations} {s.optimizer} iterations at "
+        f"{stylizer.content.shape[-1]}x{stylizer.content.shape[-2]} on {stylizer.device}, "
+        f"seed {s.seed}",
+    )
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=s.iterations, unit="it", dynamic_ncols=True, file=sys.stderr)
+    stopped = None
+    try:
+        for p in stylizer.run():
+            if bar is not None:
+                bar.set_postfix_str(
+                    " ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items()), refresh=False
+                )
+                bar.update(1)
+            if s.print_every and p.iteration % s.print_every == 0:
+                _say(
+                    args,
+                    f"iteration {p.iteration}/{p.iterations}: "
+                    + ", ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items()),
+                )
+            if s.checkpoint_every and p.iteration % s.checkpoint_every == 0:
+                ckpt = output.with_name(f"{output.stem}.iter{p.iteration:05d}{output.suffix}")
+                images.save_image(p.image(), ckpt)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+    result = stylizer.result(stopped)
+    # The user asked for this file and it was free (or --overwrite) when we started.
+    result.save(output, overwrite=True)
+    if args.report:
+        _write_json(args.report, result.report())
+    if result.stopped == "interrupted":
+        _say(
+            args,
+            f"impasto: interrupted after {result.iterations} iterations; "
+            f"saved the best image so far to {output}",
+        )
+        return EXIT_INTERRUPTED
+    if result.stopped == "nan":
+        _say(
+            args,
+            f"impasto: the loss became NaN/infinite after {result.iterations} iterations "
+            "(try a lower --learning-rate or smaller weights); saved the best image so "
+            f"far to {output}",
+        )
+        return 1
+    _say(
+        args,
+        f"impasto: wrote {output} (total loss {_fmt(result.losses['total'])}, "
+        f"{result.seconds:.1f} s)",
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "stylize":
+            return run_stylize(args, args.content, args.styles, settings_from_args(args))
+        if args.command == "demo":
+            from .examples import demo_settings, example_paths
+
+            content, style = example_paths()
+            settings = settings_from_args(args, demo_settings())
+            return run_stylize(args, str(content), [str(style)], settings)
+        if args.command == "score":
+            from .optimize import score
+
+            losses = score(args.image, args.content, args.styles, settings_from_args(args))
+            if args.json:
+                print(json.dumps(losses))
+            else:
+                for k, v in losses.items():
+                    print(f"{k:8s} {v:.6g}")
+            return 0
+        if args.command == "reproduce":
+            return _reproduce(args)
+        if args.command == "serve":
+            from .web import serve_from_args
+
+            return serve_from_args(args)
+    except ImpastoError as e:
+        print(f"impasto: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("impasto: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    parser.error(f"unknown command {args.command}")
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .metadata import read_provenance
+    from .weights import sha256_file
+
+    data = read_provenance(args.image)
+    settings = Settings.from_dict(data["settings"], strict=False)
+    if args.device:
+        settings = settings.replace(device=args.device)
+    inputs = [data.get("content"), *data.get("styles", [])]
+    if any(i is None for i in inputs):
+        raise ImpastoError(f"{args.image}: was made from in-memory images; nothing to re-read")
+    for item in inputs:
+        path = Path(item["path"])
+        if not path.is_file():
+            raise ImpastoError(f"{args.image}: input {path} no longer exists")
+        if item.get("sha256") and sha256_file(path) != item["sha256"]:
+            _say(args, f"impasto: warning: {path} has changed since {args.image} was made")
+    return run_stylize(args, inputs[0]["path"], [i["path"] for i in inputs[1:]], settings)
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""VGG19 feature extractor with named layers, truncated after the deepest layer used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from .errors import SettingsError
+from .settings import VGG19_LAYERS
+from .weights import VGGWeights
+
+
+class VGG19Features(nn.Module):
+    """The conv part of VGG19, frozen, taking RGB images in pixel units (0-255).
+
+    Only layers up to ``last_layer`` are built, so deeper layers cost neither time
+    nor memory. The weights' input convention (channel order, range, mean, std) is
+    applied inside :meth:`forward`.
+    """
+
+    def __init__(self, weights: VGGWeights, *, pooling: str = "max", last_layer: str = "relu5_1"):
+        super().__init__()
+        if last_layer not in VGG19_LAYERS:
+            raise SettingsError(f"unknown VGG19 layer {last_layer!r}")
+        if pooling not in ("max", "avg"):
+            raise SettingsError(f"pooling must be max or avg, got {pooling!r}")
+        self.layer_names = VGG19_LAYERS[: VGG19_LAYERS.index(last_layer) + 1]
+        layers: dict[str, nn.Module] = {}
+        in_channels = 3
+        for name in self.layer_names:
+            if name.startswith("conv"):
+                weight = weights.state_dict[name + ".weight"]
+                conv = nn.Conv2d(in_channels, weight.shape[0], kernel_size=3, padding=1)
+                conv.weight.data.copy_(weight)
+                conv.bias.data.copy_(weights.state_dict[name + ".bias"])
+                layers[name] = conv
+                in_channels = weight.shape[0]
+            elif name.startswith("relu"):
+                layers[name] = nn.ReLU()
+            else:
+                pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
+                layers[name] = pool(kernel_size=2, stride=2)
+        self.layers = nn.ModuleDict(layers)
+        conv = weights.convention
+        order = [0, 1, 2] if conv.channel_order == "RGB" else [2, 1, 0]
+        self.register_buffer("order", torch.tensor(order), persistent=False)
+        # x = (rgb255[order] * scale/255 - mean) / std, folded into one multiply-add.
+        std = torch.tensor(conv.std).view(1, 3, 1, 1)
+        self.register_buffer("gain", (conv.scale / 255.0) / std, persistent=False)
+        self.register_buffer(
+            "offset", torch.tensor(conv.mean).view(1, 3, 1, 1) / std, persistent=False
+        )
+        self.requires_grad_(False)
+        self.eval()
+
+        self.channels_last = False
+
+    def use_channels_last(self) -> None:
+        """Run the convolutions in channels-last layout (faster on CPUs).
+
+        Only the network's tensors change layout: the image being optimised stays
+        contiguous, as L-BFGS needs flat views of its gradient.
+        """
+        self.to(memory_format=torch.channels_last)
+        self.channels_last = True
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        return image.index_select(1, self.order) * self.gain - self.offset
+
+    def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """Features of ``image`` (N, 3, H, W, RGB 0-255) at the requested layers."""
+        wanted = set(layers)
+        missing = wanted - set(self.layer_names)
+        if missing:
+            raise SettingsError(f"layers {sorted(missing)} are beyond this network's last layer")
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(image)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for name in self.layer_names:
+            x = self.layers[name](x)
+            if name in wanted:
+                out[name] = x
+                if len(out) == len(wanted):
+                    break
+        return out
