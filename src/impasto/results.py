@@ -1,0 +1,99 @@
+"""What a run reports while it works (:class:`Progress`) and at its end (:class:`StylizeResult`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from . import images, metadata
+from .settings import Settings
+
+
+@dataclass
+class Progress:
+    """One optimisation step, as reported to callbacks and progress bars."""
+
+    iteration: int  # counted over all scales
+    iterations: int  # planned over all scales (the tolerance may stop sooner)
+    scale: int  # index of the current scale, 0 = coarsest
+    scales: int
+    size: tuple[int, int]  # (width, height) being optimised
+    scale_iteration: int
+    losses: dict[str, float]
+    best_total: float
+    elapsed: float
+    eta: float  # seconds, weighted by the cost of the scales still to run
+    _render: Callable[[], Image.Image] = field(repr=False)
+
+    def image(self) -> Image.Image:
+        """The current iterate as an 8-bit image (costs a copy; call sparingly)."""
+        return self._render()
+
+
+@dataclass
+class StylizeResult:
+    image: Image.Image
+    settings: Settings
+    losses: dict[str, float]
+    history: list[dict[str, float]]
+    iterations: int
+    seconds: float
+    setup_seconds: float
+    stopped: str  # "done", "converged", "interrupted", "cancelled" or "nan"
+    device: str
+    peak_memory_bytes: int
+    scale_sizes: list[int] = field(default_factory=list)
+    scale_iterations: list[int] = field(default_factory=list)  # as run
+    content_source: object = None
+    style_sources: list[object] = field(default_factory=list)
+    alpha: Image.Image | None = None
+
+    @property
+    def seconds_per_iteration(self) -> float:
+        return self.seconds / self.iterations if self.iterations else math.nan
+
+    def provenance(self) -> dict[str, Any]:
+        from . import __version__
+
+        return metadata.provenance(
+            __version__,
+            self.settings.to_dict(),
+            self.content_source,
+            self.style_sources,
+            self.losses,
+            self.iterations,
+        )
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write the image atomically; a PNG embeds the settings and inputs used."""
+        images.check_output_path(path, overwrite=overwrite)
+        text = {metadata.PNG_KEY: json.dumps(self.provenance())}
+        img = self.image
+        if self.alpha is not None and images.output_format(path) in ("PNG", "WEBP", "TIFF"):
+            img = images.apply_alpha(img, self.alpha)
+        images.save_image(img, path, text=text)
+
+    def report(self) -> dict[str, Any]:
+        """What ``--report`` writes: settings, losses, iterations, time and memory."""
+        return {
+            "settings": self.settings.to_dict(),
+            "losses": self.losses,
+            "iterations": self.iterations,
+            "scale_sizes": self.scale_sizes,
+            "scale_iterations": self.scale_iterations,
+            "stopped": self.stopped,
+            "wall_seconds": round(self.seconds, 3),
+            "setup_seconds": round(self.setup_seconds, 3),
+            "seconds_per_iteration": round(self.seconds_per_iteration, 4)
+            if self.iterations
+            else None,
+            "device": self.device,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "loss_history": self.history,
+        }
