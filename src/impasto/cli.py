@@ -139,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="override the device (settings are otherwise as recorded)")
 
     p = sub.add_parser(
+        "resume",
+        help="continue an interrupted run from its state file",
+        description="Continue a run stopped by Ctrl-C or SIGTERM from the state file it "
+        "saved (OUTPUT.state.pt); the result is the one the run would have reached "
+        "uninterrupted. The recorded output is replaced.",
+    )
+    p.add_argument("state", metavar="STATE")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write here instead of the recorded output"
+    )
+    p.add_argument("--report", metavar="FILE.json", help="write a JSON report")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    p.add_argument("--device", help="continue on another device")
+
+    p = sub.add_parser(
         "serve",
         help="start the web app and REST API (needs the 'web' extra)",
         description="Serve the impasto web page and its REST API. Jobs run one "
@@ -262,13 +277,14 @@ def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
                     refresh=False,
                 )
                 bar.update(p.iteration - bar.n)
-            if s.print_every and p.iteration % s.print_every == 0:
-                _say(
-                    args,
+            if s.print_every and p.iteration % s.print_every == 0 and not args.quiet:
+                line = (
                     f"iteration {p.iteration}/{p.iterations} at {p.size[0]}x{p.size[1]}: "
                     + ", ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items())
-                    + f", ETA {p.eta:.0f} s",
+                    + f", ETA {p.eta:.0f} s"
                 )
+                # Through tqdm so the line lands above the bar, not inside it.
+                bar.write(line, file=sys.stderr) if bar is not None else _say(args, line)
             if s.checkpoint_every and p.iteration % s.checkpoint_every == 0:
                 ckpt = output.with_name(f"{output.stem}.iter{p.iteration:05d}{output.suffix}")
                 images.save_image(p.image(), ckpt)
