@@ -1,0 +1,303 @@
+"""Time to quality: impasto's default mode, impasto single-scale, and pastiche, side by side.
+
+    python benchmarks/bench.py --sizes 256 512
+
+Every run happens in a child process of this script (so peak memory is measured per
+run) on the same machine, images, size and weights. Every output, whatever tool made
+it, is scored by impasto's loss at the final size, so the tools are compared on one
+definition. Writes ``benchmarks/results/bench-<size>.md`` and a loss-versus-time plot
+``benchmarks/results/bench-<size>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "images"
+
+
+def default_images() -> tuple[Path, Path]:
+    if (SHARED / "tubingen.jpg").is_file():
+        return SHARED / "tubingen.jpg", SHARED / "starry_night.jpg"
+    from impasto.examples import example_paths
+
+    return example_paths()
+
+
+# --- measurements of the machine ----------------------------------------------------
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Attainable float32 rate of this machine, measured as the best of several matmuls."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_iteration(content: Path, style: Path, size: int) -> float:
+    """FLOPs of one forward + backward of impasto's loss at ``size``, counted by PyTorch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import impasto
+
+    st = impasto.Stylizer(content, style, impasto.Settings(size=size, scales=1, seed=0))
+    with FlopCounterMode(display=False) as counter:
+        st._evaluate()
+    return float(counter.get_total_flops())
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    from impasto.devices import physical_cores
+
+    return {
+        "cpu": model,
+        "cores": physical_cores(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+# --- children: one run each ------------------------------------------------------------
+
+
+def child_impasto(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    import impasto
+    from impasto.optimize import size_for
+
+    settings = impasto.Settings.from_dict(spec["settings"])
+    st = impasto.Stylizer(spec["content"], spec["style"], settings)
+    final = size_for(st.content_image, st.sizes[-1])
+    judge = st.build_loss(final)  # the common definition, at the final size
+
+    def score_best() -> float:
+        x = st.best_x
+        if x.shape[-2:] != (final[1], final[0]):
+            x = F.interpolate(x, size=(final[1], final[0]), mode="bicubic", align_corners=False)
+        with torch.no_grad():
+            return judge(x.clamp(0, 255)).total.item()
+
+    curve = [(0.0, score_best())]
+    scoring = 0.0
+    t0 = time.perf_counter()
+    every = spec["score_every"]
+    for p in st.run():
+        if p.iteration % every == 0:
+            t = time.perf_counter()
+            curve.append((t - t0 - scoring, score_best()))
+            scoring += time.perf_counter() - t
+    wall = time.perf_counter() - t0 - scoring
+    result = st.result()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.png"
+        result.save(out)
+        final_score = impasto.score(out, spec["content"], spec["style"], settings)
+    if spec.get("save"):
+        result.image.save(spec["save"], quality=90)
+    curve.append((wall, final_score["total"]))
+    final_iters = result.scale_iterations[-1]
+    final_time = wall - next(
+        (h["seconds"] for h in reversed(result.history) if h["scale"] != st.sizes[-1]), 0.0
+    )
+    return {
+        "iterations": result.iterations,
+        "scale_iterations": result.scale_iterations,
+        "scale_sizes": result.scale_sizes,
+        "wall": wall,
+        "final_scale_seconds_per_iteration": final_time / max(final_iters, 1),
+        "score": final_score,
+        "curve": curve,
+    }
+
+
+def child_pastiche(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from pastiche.pastiche import PasticheArtist, save_image
+
+    import impasto
+    from impasto.optimize import size_for
+    from impasto.images import load_image
+
+    content_img = load_image(spec["content"])
+    w, h = size_for(content_img, spec["size"])
+    torch.set_num_threads(torch.get_num_threads())
+    artist = PasticheArtist(spec["content"], [spec["style"]], size=[h, w], device="cpu")
+    settings = impasto.Settings()
+    tmp = Path(tempfile.mkdtemp())
+
+    def score_now() -> float:
+        save_image(artist.pastiche.detach(), str(tmp / "p.png"))
+        return impasto.score(tmp / "p.png", spec["content"], spec["style"], settings)["total"]
+
+    curve = [(0.0, score_now())]
+    scoring = 0.0
+    t0 = time.perf_counter()
+    for i in range(1, spec["iterations"] + 1):
+        artist.draw()
+        if i % spec["score_every"] == 0:
+            t = time.perf_counter()
+            curve.append((t - t0 - scoring, score_now()))
+            scoring += time.perf_counter() - t
+    wall = time.perf_counter() - t0 - scoring
+    save_image(artist.pastiche.detach(), str(tmp / "p.png"))
+    final_score = impasto.score(tmp / "p.png", spec["content"], spec["style"], settings)
+    if spec.get("save"):
+        Path(spec["save"]).write_bytes((tmp / "p.png").read_bytes())
+    return {
+        "iterations": spec["iterations"],
+        "wall": wall,
+        "final_scale_seconds_per_iteration": wall / spec["iterations"],
+        "score": final_score,
+        "curve": curve,
+    }
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one benchmark in a fresh process; peak memory comes from that process alone."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"benchmark run {spec['name']} failed (status {status})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_bytes"] = usage.ru_maxrss * 1024
+    return result
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def write_report(size: int, runs: list[dict[str, Any]], info: dict[str, Any], out: Path) -> None:
+    flops, gflops = info["flops_per_iteration"], info["matmul_gflops"]
+    ideal = flops / (gflops * 1e9)
+    lines = [
+        f"## {size} px (long side)",
+        "",
+        f"Machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, "
+        f"torch {info['machine']['torch']}. Measured float32 matmul: {gflops:.0f} GFLOP/s. "
+        f"VGG19 forward+backward at {size} px: {flops / 1e9:.1f} GFLOP per iteration, "
+        f"{ideal:.2f} s at the matmul rate.",
+        "",
+        "| run | iterations | s/iteration at final size | efficiency | wall time | "
+        "peak RSS | final score (impasto loss) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        spi = r["final_scale_seconds_per_iteration"]
+        iters = str(r["iterations"])
+        if r.get("scale_sizes") and len(r["scale_sizes"]) > 1:
+            iters += " (" + " + ".join(
+                f"{n}@{s}" for n, s in zip(r["scale_iterations"], r["scale_sizes"])
+            ) + ")"
+        lines.append(
+            f"| {r['name']} | {iters} | {spi:.3f} s | {ideal / spi:.0%} | {r['wall']:.1f} s | "
+            f"{r['peak_rss_bytes'] / 2**20:.0f} MiB | {r['score']['total']:.4g} |"
+        )
+    lines.append("")
+    (out / f"bench-{size}.md").write_text("\n".join(lines))
+    (out / f"bench-{size}.json").write_text(json.dumps({"info": info, "runs": runs}, indent=1))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install matplotlib)", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for r in runs:
+        t, loss = zip(*r["curve"])
+        ax.plot(t, loss, label=r["name"], marker=".", markersize=3)
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds (scoring excluded)")
+    ax.set_ylabel(f"impasto loss at {size} px")
+    ax.set_title(f"Loss versus time, {size} px, {info['machine']['cores']}-core CPU")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / f"bench-{size}.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--reference-iterations", type=int, default=500,
+                        help="single-scale L-BFGS iterations (the paper's setting)")
+    parser.add_argument("--peer-iterations", type=int, default=500, help="pastiche iterations")
+    parser.add_argument("--score-every", type=int, default=25)
+    parser.add_argument("--only", nargs="+", choices=("default", "single", "pastiche"),
+                        default=("default", "single", "pastiche"))
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        result = (child_pastiche if spec["tool"] == "pastiche" else child_impasto)(spec)
+        print(json.dumps(result))
+        return
+
+    content, style = default_images()
+    args.out.mkdir(parents=True, exist_ok=True)
+    info_base = {"machine": machine(), "matmul_gflops": matmul_gflops(),
+                 "content": content.name, "style": style.name}
+    print(json.dumps(info_base), file=sys.stderr)
+    for size in args.sizes:
+        info = {**info_base, "flops_per_iteration": flops_per_iteration(content, style, size)}
+        common = {"content": str(content), "style": str(style), "size": size,
+                  "score_every": args.score_every}
+        specs = {
+            "default": {**common, "name": "impasto default (multi-scale)", "tool": "impasto",
+                        "settings": {"size": size, "seed": 0},
+                        "save": str(args.out / f"impasto-default-{size}.jpg")},
+            "single": {**common, "name": f"impasto single-scale L-BFGS {args.reference_iterations}",
+                       "tool": "impasto",
+                       "settings": {"size": size, "seed": 0, "scales": 1, "tolerance": 0,
+                                    "iterations": args.reference_iterations},
+                       "save": str(args.out / f"impasto-single-{size}.jpg")},
+            "pastiche": {**common, "name": f"pastiche 1.6.0 L-BFGS {args.peer_iterations}",
+                         "tool": "pastiche", "iterations": args.peer_iterations},
+        }
+        runs = []
+        for key in args.only:
+            t = time.perf_counter()
+            r = run_child(specs[key])
+            r["name"] = specs[key]["name"]
+            runs.append(r)
+            print(f"{r['name']} at {size}: {time.perf_counter() - t:.0f} s, "
+                  f"score {r['score']['total']:.4g}", file=sys.stderr)
+        write_report(size, runs, info, args.out)
+        print((args.out / f"bench-{size}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
