@@ -142,8 +142,8 @@ def child_pastiche(spec: dict[str, Any]) -> dict[str, Any]:
     from pastiche.pastiche import PasticheArtist, save_image
 
     import impasto
-    from impasto.optimize import size_for
     from impasto.images import load_image
+    from impasto.optimize import size_for
 
     content_img = load_image(spec["content"])
     w, h = size_for(content_img, spec["size"])
@@ -216,9 +216,11 @@ def write_report(size: int, runs: list[dict[str, Any]], info: dict[str, Any], ou
         spi = r["final_scale_seconds_per_iteration"]
         iters = str(r["iterations"])
         if r.get("scale_sizes") and len(r["scale_sizes"]) > 1:
-            iters += " (" + " + ".join(
-                f"{n}@{s}" for n, s in zip(r["scale_iterations"], r["scale_sizes"])
-            ) + ")"
+            iters += (
+                " ("
+                + " + ".join(f"{n}@{s}" for n, s in zip(r["scale_iterations"], r["scale_sizes"]))
+                + ")"
+            )
         lines.append(
             f"| {r['name']} | {iters} | {spi:.3f} s | {ideal / spi:.0%} | {r['wall']:.1f} s | "
             f"{r['peak_rss_bytes'] / 2**20:.0f} MiB | {r['score']['total']:.4g} |"
@@ -251,12 +253,20 @@ def write_report(size: int, runs: list[dict[str, Any]], info: dict[str, Any], ou
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--reference-iterations", type=int, default=500,
-                        help="single-scale L-BFGS iterations (the paper's setting)")
+    parser.add_argument(
+        "--reference-iterations",
+        type=int,
+        default=500,
+        help="single-scale L-BFGS iterations (the paper's setting)",
+    )
     parser.add_argument("--peer-iterations", type=int, default=500, help="pastiche iterations")
     parser.add_argument("--score-every", type=int, default=25)
-    parser.add_argument("--only", nargs="+", choices=("default", "single", "pastiche"),
-                        default=("default", "single", "pastiche"))
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("default", "single", "pastiche"),
+        default=("default", "single", "pastiche"),
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -268,24 +278,48 @@ def main() -> None:
 
     content, style = default_images()
     args.out.mkdir(parents=True, exist_ok=True)
-    info_base = {"machine": machine(), "matmul_gflops": matmul_gflops(),
-                 "content": content.name, "style": style.name}
+    info_base = {
+        "machine": machine(),
+        "matmul_gflops": matmul_gflops(),
+        "content": content.name,
+        "style": style.name,
+    }
     print(json.dumps(info_base), file=sys.stderr)
     for size in args.sizes:
         info = {**info_base, "flops_per_iteration": flops_per_iteration(content, style, size)}
-        common = {"content": str(content), "style": str(style), "size": size,
-                  "score_every": args.score_every}
+        common = {
+            "content": str(content),
+            "style": str(style),
+            "size": size,
+            "score_every": args.score_every,
+        }
         specs = {
-            "default": {**common, "name": "impasto default (multi-scale)", "tool": "impasto",
-                        "settings": {"size": size, "seed": 0},
-                        "save": str(args.out / f"impasto-default-{size}.jpg")},
-            "single": {**common, "name": f"impasto single-scale L-BFGS {args.reference_iterations}",
-                       "tool": "impasto",
-                       "settings": {"size": size, "seed": 0, "scales": 1, "tolerance": 0,
-                                    "iterations": args.reference_iterations},
-                       "save": str(args.out / f"impasto-single-{size}.jpg")},
-            "pastiche": {**common, "name": f"pastiche 1.6.0 L-BFGS {args.peer_iterations}",
-                         "tool": "pastiche", "iterations": args.peer_iterations},
+            "default": {
+                **common,
+                "name": "impasto default (multi-scale)",
+                "tool": "impasto",
+                "settings": {"size": size, "seed": 0},
+                "save": str(args.out / f"impasto-default-{size}.jpg"),
+            },
+            "single": {
+                **common,
+                "name": f"impasto single-scale L-BFGS {args.reference_iterations}",
+                "tool": "impasto",
+                "settings": {
+                    "size": size,
+                    "seed": 0,
+                    "scales": 1,
+                    "tolerance": 0,
+                    "iterations": args.reference_iterations,
+                },
+                "save": str(args.out / f"impasto-single-{size}.jpg"),
+            },
+            "pastiche": {
+                **common,
+                "name": f"pastiche 1.6.0 L-BFGS {args.peer_iterations}",
+                "tool": "pastiche",
+                "iterations": args.peer_iterations,
+            },
         }
         runs = []
         for key in args.only:
@@ -293,8 +327,11 @@ def main() -> None:
             r = run_child(specs[key])
             r["name"] = specs[key]["name"]
             runs.append(r)
-            print(f"{r['name']} at {size}: {time.perf_counter() - t:.0f} s, "
-                  f"score {r['score']['total']:.4g}", file=sys.stderr)
+            print(
+                f"{r['name']} at {size}: {time.perf_counter() - t:.0f} s, "
+                f"score {r['score']['total']:.4g}",
+                file=sys.stderr,
+            )
         write_report(size, runs, info, args.out)
         print((args.out / f"bench-{size}.md").read_text())
 

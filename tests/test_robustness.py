@@ -18,8 +18,20 @@ from impasto.state import load_state, save_state
 
 pytestmark = pytest.mark.slow
 
-RUN = ["--size", "64", "--min-size", "32", "--coarse-iterations", "8", "--iterations", "8",
-       "--tolerance", "0", "--seed", "5"]
+RUN = [
+    "--size",
+    "64",
+    "--min-size",
+    "32",
+    "--coarse-iterations",
+    "8",
+    "--iterations",
+    "8",
+    "--tolerance",
+    "0",
+    "--seed",
+    "5",
+]
 
 
 def cli(*args: str) -> list[str]:
@@ -31,14 +43,20 @@ def test_sigint_saves_best_image_and_state_then_resume_matches(
 ) -> None:
     content, style = examples
     reference = tmp_path / "reference.png"
-    done = subprocess.run(cli("stylize", str(content), str(style), "-o", str(reference), "-q", *RUN),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        cli("stylize", str(content), str(style), "-o", str(reference), "-q", *RUN),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
 
     out = tmp_path / "out.png"
     proc = subprocess.Popen(
         cli("stylize", str(content), str(style), "-o", str(out), "--print-every", "1", *RUN),
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stderr is not None
     for line in proc.stderr:  # interrupt in the middle scale (32 -> 45 -> 64 px)
@@ -57,8 +75,9 @@ def test_sigint_saves_best_image_and_state_then_resume_matches(
     assert 11 <= st.iteration < 24 and st.scale == 1
     assert extra["output"] == str(out.resolve())
 
-    resumed = subprocess.run(cli("resume", str(state), "-q"), capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        cli("resume", str(state), "-q"), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert not state.exists()  # a finished run leaves no state behind
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(reference)))
@@ -84,9 +103,26 @@ def test_nan_loss_falls_back_to_best_image(examples: tuple[Path, Path], tmp_path
     content, style = examples
     out = tmp_path / "nan.png"
     r = subprocess.run(
-        cli("stylize", str(content), str(style), "-o", str(out), "--size", "32", "--seed", "0",
-            "--optimizer", "adam", "--learning-rate", "1e20", "--iterations", "20"),
-        capture_output=True, text=True, timeout=300,
+        cli(
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--size",
+            "32",
+            "--seed",
+            "0",
+            "--optimizer",
+            "adam",
+            "--learning-rate",
+            "1e20",
+            "--iterations",
+            "20",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 1
     assert "NaN or infinite" in r.stderr and "--learning-rate" in r.stderr

@@ -30,7 +30,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _format_default(value: Any) -> str:
     if isinstance(value, tuple):
-        return " ".join(str(v) for v in value)
+        return " ".join(_format_default(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
     return "none" if value is None else str(value)
 
 

@@ -67,6 +67,16 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
             yield
 
 
+def float32_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b outside autocast, which would otherwise run it in half precision again.
+
+    Gram matrices sum over every pixel: in bf16 their 8-bit mantissa loses the
+    small differences between the image's and the style's statistics.
+    """
+    with torch.autocast(a.device.type, enabled=False):
+        return torch.bmm(a, b)
+
+
 def physical_cores() -> int:
     """Physical cores this process may use; hyper-threads slow convolutions down."""
     try:

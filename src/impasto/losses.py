@@ -8,6 +8,13 @@ with G_l = F F^T / (C*H*W). Normalising by the layer size (rather than the paper
 1/(4 N^2 M^2) and sum) follows anishathalye/neural-style, so that the default
 weights 5 / 500 / 100 carry over; it changes the relative weight of layers of
 different sizes, not the nature of the optimum.
+
+Spatial and scale control (Gatys et al., CVPR 2017) generalise the style term
+(:func:`guided_style_loss`): style i drives its own layers L_i, and may be matched
+only inside a region r_i of the output and measured only inside a region of its
+image, with guided Gram matrices G^r (see :mod:`impasto.guidance`):
+
+    style_weight * sum_i b_i * sum_{l in L_i} w_il * mean((G_l^{r_i}(x) - G_l^{r_i'}(s_i))^2)
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .devices import float32_bmm
+from .guidance import layer_masks, masked_gram
 from .vgg import VGG19Features
 
 
@@ -30,7 +39,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """G = F F^T / (C*H*W) for features of shape (N, C, H, W); returns (N, C, C)."""
     n, c, h, w = features.shape
     f = _wide(features.reshape(n, c, h * w))
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    return float32_bmm(f, f.transpose(1, 2)) / (c * h * w)
 
 
 def content_loss(
@@ -59,6 +68,35 @@ def style_loss(
         for targets, b in zip(target_grams, blend)
         for layer, w in layer_weights.items()
     ]
+    return torch.stack(terms).sum()
+
+
+def guided_style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Sequence[Mapping[str, torch.Tensor]],
+    layer_weights: Sequence[Mapping[str, float]],
+    blend: Sequence[float],
+    masks: Sequence[Mapping[str, torch.Tensor] | None],
+) -> torch.Tensor:
+    """sum_i b_i * sum_{l in L_i} w_il * mean((G_l^{r_i}(x) - G_l^{r_i'}(s_i))^2).
+
+    Style i has its own layer weights (scale control) and, unless its entry of
+    ``masks`` is None, is matched only inside its region (spatial control), whose
+    mask is given at each of its layers. ``target_grams`` are computed by the caller,
+    guided by the style masks where there are any. With one set of layers and no
+    masks this is :func:`style_loss`, term for term.
+    """
+    plain: dict[str, torch.Tensor] = {}  # unguided Gram matrices, shared by the styles
+    terms = []
+    for targets, b, weights, region in zip(target_grams, blend, layer_weights, masks):
+        for layer, w in weights.items():
+            if region is None:
+                if layer not in plain:
+                    plain[layer] = gram_matrix(features[layer])
+                gram = plain[layer]
+            else:
+                gram = masked_gram(features[layer], region[layer])
+            terms.append(b * w * torch.mean((gram - targets[layer]) ** 2))
     return torch.stack(terms).sum()
 
 
@@ -92,6 +130,12 @@ class GatysLoss(nn.Module):
 
     Targets are computed once, without a graph, when the loss is built: only the
     image being optimised goes through the network at each step.
+
+    The optional controls of Gatys et al. (2017), one entry per style image:
+    ``style_layers_per_style`` gives each style its own layer weights in place of
+    ``style_layers`` (scale control); ``content_masks`` (at the content image's
+    size) and ``style_masks`` (at that style image's size) are (1, 1, H, W) masks in
+    [0, 1], or None for the whole image (spatial control).
     """
 
     def __init__(
@@ -106,28 +150,51 @@ class GatysLoss(nn.Module):
         style_layers: Mapping[str, float],
         style_blend: Sequence[float],
         tv_weight: float,
+        style_layers_per_style: Sequence[Mapping[str, float]] | None = None,
+        content_masks: Sequence[torch.Tensor | None] | None = None,
+        style_masks: Sequence[torch.Tensor | None] | None = None,
     ):
         super().__init__()
         self.net = net
         self.content_weight = content_weight
         self.style_weight = style_weight
         self.tv_weight = tv_weight
+        n = len(styles)
+        for name, given in (
+            ("style_layers_per_style", style_layers_per_style),
+            ("content_masks", content_masks),
+            ("style_masks", style_masks),
+        ):
+            if given is not None and len(given) != n:
+                raise ValueError(f"{name}: {len(given)} entries for {n} style image(s)")
         # Layers with zero weight are dropped so they are never computed.
         self.content_layers = dict(content_layers) if content_weight > 0 else {}
         self.style_layers = dict(style_layers) if style_weight > 0 else {}
         self.style_blend = list(style_blend)
+        # The layers (and their weights) that each style drives.
+        per_style = style_layers_per_style or [style_layers] * n
+        self.style_layer_sets = [dict(w) for w in per_style] if style_weight > 0 else []
+        content_masks = content_masks or [None] * n
+        style_masks = style_masks or [None] * n
+        self.guided = style_layers_per_style is not None or any(
+            m is not None for m in (*content_masks, *style_masks)
+        )
+        # Each style's output region, at the resolution of each of its layers.
+        self.region_masks = [
+            None if m is None else layer_masks(_check_size(m, content, "content"), layers)
+            for m, layers in zip(content_masks, self.style_layer_sets)
+        ]
         with torch.no_grad():
             feats = net(content, self.content_layers) if self.content_layers else {}
             self.content_targets = {k: _wide(v) for k, v in feats.items()}
-            self.style_targets = (
-                [{k: gram_matrix(v) for k, v in net(s, self.style_layers).items()} for s in styles]
-                if self.style_layers
-                else []
-            )
+            self.style_targets = [
+                _style_grams(net, s, layers, mask)
+                for s, layers, mask in zip(styles, self.style_layer_sets, style_masks)
+            ]
 
     @property
     def layers(self) -> set[str]:
-        return set(self.content_layers) | set(self.style_layers)
+        return set(self.content_layers).union(*self.style_layer_sets)
 
     def forward(self, image: torch.Tensor) -> LossTerms:
         zero = image.new_zeros(())
@@ -137,12 +204,45 @@ class GatysLoss(nn.Module):
             if self.content_layers
             else zero
         )
-        style = (
-            self.style_weight
-            * style_loss(feats, self.style_targets, self.style_layers, self.style_blend)
-            if self.style_layers
-            else zero
-        )
+        if not any(self.style_layer_sets):
+            style = zero
+        elif self.guided:
+            style = self.style_weight * guided_style_loss(
+                feats,
+                self.style_targets,
+                self.style_layer_sets,
+                self.style_blend,
+                self.region_masks,
+            )
+        else:
+            style = self.style_weight * style_loss(
+                feats, self.style_targets, self.style_layers, self.style_blend
+            )
         # TV is measured in the network's input units, as in the reference.
         tv = self.tv_weight * tv_loss(self.net.preprocess(image)) if self.tv_weight > 0 else zero
         return LossTerms(content, style, tv, content + style + tv)
+
+
+def _check_size(mask: torch.Tensor, image: torch.Tensor, what: str) -> torch.Tensor:
+    if mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(
+            f"a {what} mask of size {tuple(mask.shape[-2:])} for an image of size "
+            f"{tuple(image.shape[-2:])}"
+        )
+    return mask
+
+
+def _style_grams(
+    net: VGG19Features,
+    style: torch.Tensor,
+    layers: Mapping[str, float],
+    mask: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
+    """A style image's (guided) Gram matrices at ``layers``."""
+    if not layers:
+        return {}
+    feats = net(style, layers)
+    if mask is None:
+        return {k: gram_matrix(v) for k, v in feats.items()}
+    masks = layer_masks(_check_size(mask, style, "style"), layers)
+    return {k: masked_gram(v, masks[k]) for k, v in feats.items()}

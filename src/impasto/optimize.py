@@ -23,8 +23,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import devices, images
-from .color import preserve_colors
+from . import devices, guidance, images
+from .color import (
+    ColorTransform,
+    grey_transform,
+    histogram_transform,
+    luminance_transform,
+    preserve_colors,
+    recombine_luminance,
+)
 from .errors import ImpastoError
 from .losses import GatysLoss
 from .results import Progress, StylizeResult
@@ -82,8 +89,12 @@ class Stylizer:
         styles: ImageInput | Sequence[ImageInput],
         settings: Settings | None = None,
         *,
+        content_mask_images: Sequence[Image.Image] | None = None,
+        style_mask_images: Sequence[Image.Image] | None = None,
         _start: bool = True,
     ):
+        """``content_mask_images`` and ``style_mask_images``, when given, are used
+        instead of reading the files that the settings name (spatial control)."""
         t0 = time.perf_counter()
         settings = (settings or Settings()).replace()
         if isinstance(styles, (str, os.PathLike, Image.Image)):
@@ -107,8 +118,11 @@ class Stylizer:
         self.sizes = settings.scale_sizes(final)
         self.planned = settings.scale_iterations(len(self.sizes))
         self._check_memory(size_for(self.content_image, final))
+        self.content_masks = _masks(content_mask_images, settings.content_masks)
+        self.style_masks = _masks(style_mask_images, settings.style_masks)
+        self.content_color, self.style_colors = self._color_transforms(final)
 
-        layers = set(settings.content_layer_weights()) | set(settings.style_layers)
+        layers = set(settings.content_layer_weights()) | settings.all_style_layers()
         self.net = build_network(settings, layers, self.device)
         if settings.compile:
             self.net.forward = torch.compile(self.net.forward)  # type: ignore[method-assign]
@@ -142,6 +156,33 @@ class Stylizer:
             img = img.resize(size, Image.Resampling.LANCZOS)
         return images.to_tensor(img).to(self.device)
 
+    def _style_size(self, index: int, long_side: int) -> tuple[int, int]:
+        """(width, height) of style image ``index`` for an output whose long side is given."""
+        img = self.style_images[index]
+        return size_for(img, max(16, round(long_side * self.settings.style_scale_for(index))))
+
+    def _color_transforms(
+        self, final: int
+    ) -> tuple[ColorTransform | None, list[ColorTransform | None]]:
+        """Colour control: the maps applied to the content and to each style image.
+
+        They are measured once, on the inputs at the final size, and applied at every
+        scale: an affine colour map commutes with resampling, so each scale sees the
+        same colours (None: the input is used as it is).
+        """
+        s = self.settings
+        if s.color_control == "none":
+            return None, [None] * len(self.style_images)
+        lanczos = Image.Resampling.LANCZOS
+        content = self.content_image.resize(size_for(self.content_image, final), lanczos)
+        styles = [
+            img.resize(self._style_size(i, final), lanczos)
+            for i, img in enumerate(self.style_images)
+        ]
+        if s.color_control == "luminance":
+            return grey_transform(), [luminance_transform(content, img) for img in styles]
+        return None, [histogram_transform(content, img, s.color_histogram_method) for img in styles]
+
     def _initial_image(self, gen: torch.Generator) -> torch.Tensor:
         s = self.settings
         w, h = size_for(self.content_image, self.sizes[0])
@@ -151,12 +192,14 @@ class Stylizer:
         if s.initial == "noise":
             return noise
         if s.initial == "content":
-            start_img = self.content_image
+            start_img, recolor = self.content_image, self.content_color
         elif s.initial == "style":
-            start_img = self.style_images[0]
+            start_img, recolor = self.style_images[0], self.style_colors[0]
         else:
-            start_img = images.load_image(s.initial)
+            start_img, recolor = images.load_image(s.initial), None
         start = self._tensor(start_img, (w, h))
+        if recolor is not None:  # start from the input as the network sees it
+            start = recolor.apply_tensor(start)
         b = s.initial_noiseblend
         return (1 - b) * start + b * noise if b > 0 else start
 
@@ -164,10 +207,20 @@ class Stylizer:
     def build_loss(self, size: tuple[int, int]) -> GatysLoss:
         """The loss at one output size; style images scale with it as --style-scales says."""
         s = self.settings
-        content = self._tensor(self.content_image, size)
+        content = _recolor(self.content_color, self._tensor(self.content_image, size))
+        style_sizes = [self._style_size(i, max(size)) for i in range(len(self.style_images))]
         styles = [
-            self._tensor(img, size_for(img, max(16, round(max(size) * s.style_scale_for(i)))))
-            for i, img in enumerate(self.style_images)
+            _recolor(color, self._tensor(img, style_size))
+            for img, color, style_size in zip(self.style_images, self.style_colors, style_sizes)
+        ]
+        # Masks are resized from the full-size files at every scale.
+        content_masks = self.content_masks and [
+            guidance.mask_tensor(m, size, what=f"content mask {i + 1}").to(self.device)
+            for i, m in enumerate(self.content_masks)
+        ]
+        style_masks = self.style_masks and [
+            guidance.mask_tensor(m, style_size, what=f"style mask {i + 1}").to(self.device)
+            for i, (m, style_size) in enumerate(zip(self.style_masks, style_sizes))
         ]
         with devices.autocast(self.device, self.amp_dtype):
             return GatysLoss(
@@ -180,6 +233,9 @@ class Stylizer:
                 style_layers=s.style_layer_weights(),
                 style_blend=s.style_blend(len(styles)),
                 tv_weight=s.tv_weight,
+                style_layers_per_style=s.style_layer_weights_per_style(),
+                content_masks=content_masks,
+                style_masks=style_masks,
             )
 
     def _enter_scale(self, index: int, start: torch.Tensor) -> None:
@@ -263,7 +319,10 @@ class Stylizer:
                     if not math.isfinite(self._last["total"]):
                         self.stopped = "nan"
                         return
-                    self.history.append({**self._last, "scale": self.sizes[self.scale]})
+                    self.run_seconds = time.perf_counter() - start
+                    self.history.append(
+                        {**self._last, "scale": self.sizes[self.scale], "seconds": self.run_seconds}
+                    )
                     self.iteration += 1
                     self.scale_iteration += 1
                     self._recent.append(self.best_total)
@@ -271,7 +330,6 @@ class Stylizer:
                     if tol > 0 and len(self._recent) == self._recent.maxlen:
                         gain = (self._recent[0] - self._recent[-1]) / abs(self._recent[-1])
                         self.converged = gain < tol
-                    self.run_seconds = time.perf_counter() - start
                     yield self._progress()
                 if self._stop_requested:
                     return
@@ -301,7 +359,7 @@ class Stylizer:
             best_total=self.best_total,
             elapsed=self.run_seconds,
             eta=self._eta(self.run_seconds),
-            _render=lambda: images.to_pil(self.x),
+            _render=lambda: self._to_image(self.x),
         )
 
     def _score_last_update(self) -> None:
@@ -311,6 +369,15 @@ class Stylizer:
         if final["total"] < self.best_total:
             self.best_total, self.best_losses = final["total"], final
             self.best_x = self.x.detach().clone()
+
+    def _to_image(self, x: torch.Tensor) -> Image.Image:
+        """An iterate as an 8-bit image; luminance-only transfer gets the content's chroma."""
+        if self.settings.color_control == "luminance":
+            # From the float iterate: Y is taken before any clipping or rounding.
+            return recombine_luminance(
+                x.detach().float().cpu()[0].permute(1, 2, 0).double().numpy(), self.content_image
+            )
+        return images.to_pil(x)
 
     def result(self, stopped: str | None = None) -> StylizeResult:
         """The best image so far, at the final size (also after an interruption)."""
@@ -327,7 +394,7 @@ class Stylizer:
             best = F.interpolate(
                 best, size=(final[1], final[0]), mode="bicubic", align_corners=False
             )
-        img = images.to_pil(best)
+        img = self._to_image(best)
         if self.settings.preserve_colors:
             img = preserve_colors(self.content_image, img)
         return StylizeResult(
@@ -350,6 +417,19 @@ class Stylizer:
             style_sources=self.style_sources,
             alpha=self.alpha,
         )
+
+
+def _recolor(color: ColorTransform | None, image: torch.Tensor) -> torch.Tensor:
+    return image if color is None else color.apply_tensor(image)
+
+
+def _masks(
+    given: Sequence[Image.Image] | None, paths: Sequence[str] | None
+) -> list[Image.Image] | None:
+    """Mask images (8-bit grey, full size): those given, else the files named, else None."""
+    if given is not None:
+        return [m.convert("L") for m in given]
+    return [guidance.load_mask(p) for p in paths] if paths else None
 
 
 def stylize(
@@ -394,5 +474,8 @@ def score(
     settings = (settings or Settings()).replace(size=max(img.size), scales=1, seed=0)
     st = Stylizer(content, styles, settings, _start=False)
     loss = st.build_loss(img.size)
+    x = images.to_tensor(img).to(st.device)
+    if settings.color_control == "luminance":  # the network saw only the luminance
+        x = grey_transform().apply_tensor(x)
     with torch.no_grad(), devices.autocast(st.device, st.amp_dtype):
-        return loss(images.to_tensor(img).to(st.device)).as_floats()
+        return loss(x).as_floats()

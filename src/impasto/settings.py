@@ -195,7 +195,9 @@ class Settings:
     # --- colour ------------------------------------------------------------------
     preserve_colors: bool = _opt(
         False,
-        "keep the content's colours: stylised luminance with the content's chroma",
+        "keep the content's colours: the result's luminance with the content's chroma, "
+        "after an ordinary transfer (the simple, post-hoc variant of --color-control "
+        "luminance)",
         flags=("--preserve-colours",),
         group="colour",
     )
@@ -256,9 +258,7 @@ class Settings:
         choices=("auto", "fp32", "bf16", "fp16"),
         group="machine",
     )
-    threads: int = _opt(
-        0, "CPU threads (0 = one per physical core)", metavar="N", group="machine"
-    )
+    threads: int = _opt(0, "CPU threads (0 = one per physical core)", metavar="N", group="machine")
     compile: bool = _opt(
         False, "compile the network with torch.compile (can help on GPUs)", group="machine"
     )
@@ -299,6 +299,14 @@ class Settings:
         def bad(name: str, why: str) -> SettingsError:
             return SettingsError(f"--{name.replace('_', '-')}: {why}")
 
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise bad(
+                    f.name, f"must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}"
+                )
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise bad("seed", f"must be between 0 and 2**63 - 1, got {self.seed}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0:
@@ -330,7 +338,7 @@ class Settings:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise bad(name, f"must be in [0, 1), got {getattr(self, name)}")
-        if self.epsilon <= 0:
+        if not (math.isfinite(self.epsilon) and self.epsilon > 0):
             raise bad("epsilon", f"must be > 0, got {self.epsilon}")
         for name in ("checkpoint_every", "print_every"):
             if getattr(self, name) < 0:
@@ -425,7 +433,16 @@ class Settings:
             final = self.iterations
         else:
             final = SINGLE_SCALE_ITERATIONS if n_scales == 1 else FINAL_SCALE_ITERATIONS
-        return [self.coarse_iterations] * (n_scales - 1) + [final]
+        if n_scales == 1:
+            return [final]
+        # Geometric from the coarsest scale down to the final one: a step at a coarse
+        # scale is cheap (cost grows with pixels) and finds the large structures, so
+        # most steps are spent there and the full size only refines detail.
+        first = self.coarse_iterations
+        if first == 0 or final == 0:
+            return [first] * (n_scales - 1) + [final]
+        ratio = (final / first) ** (1 / (n_scales - 1))
+        return [round(first * ratio**k) for k in range(n_scales - 1)] + [final]
 
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
@@ -525,9 +542,12 @@ def coerce(settings: Settings) -> Settings:
     """Convert values of the wrong but compatible type (from JSON, forms, callers)."""
     for name, annotation in field_types().items():
         value = getattr(settings, name)
+        elem, is_tuple, optional = base_type(annotation)
+        flag = "--" + name.replace("_", "-")
         if value is None:
+            if not optional:
+                raise SettingsError(f"{flag}: a value is required (got none)")
             continue
-        elem, is_tuple, _ = base_type(annotation)
         try:
             if is_tuple:
                 if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -535,9 +555,9 @@ def coerce(settings: Settings) -> Settings:
                 value = tuple(_convert(elem, v) for v in value)
             else:
                 value = _convert(elem, value)
-        except (TypeError, ValueError):
-            flag = "--" + name.replace("_", "-")
-            raise SettingsError(f"{flag}: expected {elem.__name__}, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise SettingsError(f"{flag}: expected {elem.__name__}, got {shown}") from None
         setattr(settings, name, value)
     return settings
 

@@ -22,7 +22,7 @@ from .optimize import Stylizer
 from .settings import TOLERANCE_WINDOW, Settings
 
 STATE_FORMAT = "impasto-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def _pixels(img: Image.Image | None) -> torch.Tensor | None:
@@ -44,6 +44,8 @@ def save_state(
         "content": _pixels(st.content_image),
         "alpha": _pixels(st.alpha),
         "styles": [_pixels(img) for img in st.style_images],
+        "content_masks": _mask_pixels(st.content_masks),
+        "style_masks": _mask_pixels(st.style_masks),
         "content_source": _source(st.content_source),
         "style_sources": [_source(s) for s in st.style_sources],
         "scale": st.scale,
@@ -73,6 +75,14 @@ def save_state(
         raise
 
 
+def _mask_pixels(masks: list[Image.Image] | None) -> list[torch.Tensor] | None:
+    return None if masks is None else [torch.from_numpy(np.array(m)) for m in masks]
+
+
+def _mask_images(pixels: list[torch.Tensor] | None) -> list[Image.Image] | None:
+    return None if pixels is None else [Image.fromarray(p.numpy(), "L") for p in pixels]
+
+
 def _source(source: object) -> str | None:
     return str(source) if isinstance(source, (str, os.PathLike)) else None
 
@@ -96,7 +106,14 @@ def load_state(path: str | os.PathLike[str], device: str | None = None) -> tuple
         settings = settings.replace(device=device)
     content = _image(data["content"], "RGB")
     styles = [_image(p, "RGB") for p in data["styles"]]
-    st = Stylizer(content, styles, settings, _start=False)
+    st = Stylizer(
+        content,
+        styles,
+        settings,
+        content_mask_images=_mask_images(data["content_masks"]),
+        style_mask_images=_mask_images(data["style_masks"]),
+        _start=False,
+    )
     st.alpha = _image(data["alpha"], "L")
     st.content_source = data["content_source"]
     st.style_sources = data["style_sources"]

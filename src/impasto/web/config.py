@@ -1,0 +1,136 @@
+"""Limits and locations of the web server, and the ``impasto serve`` options built from them.
+
+Like :class:`impasto.settings.Settings`, every knob is written once, with its default
+and help text, and the command line is generated from it. Nothing here imports
+FastAPI, so ``impasto --help`` works without the ``web`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ImpastoError
+
+MIB = 1024 * 1024
+# Addresses that accept connections from this machine only.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _opt(default: Any, help: str, *, metavar: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "metavar": metavar})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server listens, where it keeps files, and what it accepts."""
+
+    host: str = _opt(
+        "127.0.0.1",
+        "address to listen on; the default accepts connections from this machine only",
+        metavar="ADDR",
+    )
+    port: int = _opt(8000, "port to listen on", metavar="PORT")
+    workdir: str | None = _opt(
+        None,
+        "folder for uploads and results (default: a new temporary folder, removed on exit)",
+        metavar="DIR",
+    )
+    device: str = _opt(
+        "auto", "device every job runs on: auto, cpu, cuda, cuda:N or mps", metavar="DEV"
+    )
+    weights: str = _opt(
+        "default", "VGG19 weights every job uses (see impasto stylize --help)", metavar="SRC"
+    )
+    max_upload_mb: float = _opt(20.0, "largest accepted image file, in MiB", metavar="MB")
+    max_megapixels: float = _opt(
+        25.0, "largest accepted image, in millions of pixels", metavar="MP"
+    )
+    max_styles: int = _opt(4, "most style images per job", metavar="N")
+    max_queue: int = _opt(8, "most jobs waiting behind the running one", metavar="N")
+    max_size: int = _opt(
+        1024, "largest output long side (the size setting) in pixels", metavar="PX"
+    )
+    max_iterations: int = _opt(1000, "most iterations per job", metavar="N")
+    keep_minutes: float = _opt(
+        60.0, "finished jobs and their files are deleted after this many minutes", metavar="MIN"
+    )
+    keep_jobs: int = _opt(
+        20, "finished jobs kept at most; the oldest are deleted first", metavar="N"
+    )
+    preview_seconds: float = _opt(
+        1.0, "seconds between preview images of a running job", metavar="S"
+    )
+
+    # --- derived values -----------------------------------------------------------
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MIB)
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1_000_000)
+
+    @property
+    def keep_seconds(self) -> float:
+        return self.keep_minutes * 60.0
+
+    @property
+    def max_request_bytes(self) -> int:
+        # Every image at its limit, plus room for the settings field and multipart framing.
+        return self.max_upload_bytes * (1 + self.max_styles) + MIB
+
+    def validate(self) -> ServerConfig:
+        """Raise :class:`ImpastoError` naming the first option that makes no sense."""
+        if not 0 <= self.port <= 65535:
+            raise ImpastoError(f"--port: must be between 0 and 65535, got {self.port}")
+        for name in ("max_upload_mb", "max_megapixels", "keep_minutes", "preview_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ImpastoError(f"--{_flag(name)}: must be a number > 0, got {value}")
+        for name in ("max_styles", "max_queue", "max_iterations", "keep_jobs"):
+            if getattr(self, name) < 1:
+                raise ImpastoError(f"--{_flag(name)}: must be >= 1, got {getattr(self, name)}")
+        if self.max_size < 16:
+            raise ImpastoError(f"--max-size: must be >= 16 pixels, got {self.max_size}")
+        return self
+
+    def limits(self) -> dict[str, Any]:
+        """The limits a client may want to know before it uploads anything."""
+        return {
+            "max_upload_bytes": self.max_upload_bytes,
+            "max_pixels": self.max_pixels,
+            "max_styles": self.max_styles,
+            "max_queue": self.max_queue,
+            "max_size": self.max_size,
+            "max_iterations": self.max_iterations,
+            "keep_seconds": self.keep_seconds,
+            "keep_jobs": self.keep_jobs,
+        }
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`ServerConfig` field, each help text showing its default."""
+    for f in dataclasses.fields(ServerConfig):
+        kind = float if isinstance(f.default, float) else int if isinstance(f.default, int) else str
+        shown = "" if f.default is None else f" (default: {f.default})"
+        parser.add_argument(
+            "--" + _flag(f.name),
+            dest=f.name,
+            type=kind,
+            default=argparse.SUPPRESS,
+            metavar=f.metadata["metavar"],
+            help=f"{f.metadata['help']}{shown}",
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    names = {f.name for f in dataclasses.fields(ServerConfig)}
+    return ServerConfig(**{k: v for k, v in vars(args).items() if k in names}).validate()
