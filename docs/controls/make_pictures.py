@@ -76,7 +76,7 @@ def main() -> None:
         Image.open(work / f"{name}.png").convert("RGB").save(HERE / f"{name}.jpg", quality=90)
 
     tiles = {
-        "content": Image.open(photo).convert("RGB").resize(Image.open(work / "plain.png").size),
+        # Outputs only: the photo itself is an input, not ours to redistribute here.
         "plain transfer": Image.open(work / "plain.png"),
         "post-hoc colours": Image.open(work / "preserve_colors.png"),
         "luminance only": Image.open(work / "luminance.png"),

@@ -136,10 +136,11 @@ def available_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
-# Bytes per output pixel a VGG19 forward + backward to relu5_1 keeps alive, measured
-# at 512 px in float32 with in-place ReLUs (see benchmarks/), with a margin.
-BYTES_PER_PIXEL = 2600
-FIXED_BYTES = 400 * 1024**2
+# Peak resident memory of an L-BFGS run on the CPU, measured with benchmarks/bench.py:
+# 858 MiB at 256x192 and 1625 MiB at 512x384, i.e. about 5.5 kB per pixel (features
+# kept for backward, plus L-BFGS's 100 pairs of history vectors) over ~600 MiB.
+BYTES_PER_PIXEL = 5600
+FIXED_BYTES = 600 * 1024**2
 
 
 def estimate_memory_bytes(height: int, width: int, dtype: torch.dtype | None = None) -> int:

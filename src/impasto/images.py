@@ -401,14 +401,18 @@ def _one_line(error: BaseException) -> str:
 # Converting
 
 
+def size_for(img: Image.Image, long_side: int) -> tuple[int, int]:
+    """(width, height) of ``img`` scaled so its long side is ``long_side``."""
+    w, h = img.size
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def resize_long_side(img: Image.Image, size: int) -> Image.Image:
     """Scale so the longer side is ``size`` pixels (both up and down)."""
-    w, h = img.size
-    if max(w, h) == size:
+    if max(img.size) == size:
         return img
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img.resize(new, Image.Resampling.LANCZOS)
+    return img.resize(size_for(img, size), Image.Resampling.LANCZOS)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

@@ -33,6 +33,7 @@ from .color import (
     recombine_luminance,
 )
 from .errors import ImpastoError
+from .images import size_for
 from .losses import GatysLoss
 from .results import Progress, StylizeResult
 from .settings import TOLERANCE_WINDOW, VGG19_LAYERS, Settings
@@ -63,13 +64,6 @@ def open_image(source: ImageInput) -> tuple[Image.Image, Image.Image | None]:
     if isinstance(source, Image.Image):
         return images.to_rgb_and_alpha(source)
     return images.load_image_and_alpha(source)
-
-
-def size_for(img: Image.Image, long_side: int) -> tuple[int, int]:
-    """(width, height) of ``img`` scaled so its long side is ``long_side``."""
-    w, h = img.size
-    scale = long_side / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -189,14 +183,15 @@ class Stylizer:
         # Noise is drawn on the CPU so a seed gives the same start on every device.
         noise = torch.randn((1, 3, h, w), generator=gen) * NOISE_STD
         noise = (noise + torch.tensor(MEAN_PIXEL_RGB).view(1, 3, 1, 1)).to(self.device)
-        if s.initial == "noise":
+        initial = s.resolved_initial(len(self.sizes))
+        if initial == "noise":
             return noise
-        if s.initial == "content":
+        if initial == "content":
             start_img, recolor = self.content_image, self.content_color
-        elif s.initial == "style":
+        elif initial == "style":
             start_img, recolor = self.style_images[0], self.style_colors[0]
         else:
-            start_img, recolor = images.load_image(s.initial), None
+            start_img, recolor = images.load_image(initial), None
         start = self._tensor(start_img, (w, h))
         if recolor is not None:  # start from the input as the network sees it
             start = recolor.apply_tensor(start)
@@ -267,8 +262,11 @@ class Stylizer:
 
     # --- the loop -----------------------------------------------------------------
     def _losses(self) -> Any:
+        # The loss is that of the image as it will be saved, clipped to 0-255: values
+        # outside would be scored but never shown. (A deviation from the reference,
+        # which clips only the output; it lowers the loss of the saved image.)
         with devices.autocast(self.device, self.amp_dtype):
-            return self.loss_fn(self.x)
+            return self.loss_fn(self.x.clamp(0, 255))
 
     def _evaluate(self) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)

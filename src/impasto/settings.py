@@ -30,7 +30,7 @@ VGG19_LAYERS: tuple[str, ...] = tuple(
 )
 
 SINGLE_SCALE_ITERATIONS = 500
-FINAL_SCALE_ITERATIONS = 100
+FINAL_SCALE_ITERATIONS = 40
 TOLERANCE_WINDOW = 10
 
 COLOR_CONTROLS = ("none", "luminance", "histogram")
@@ -82,7 +82,7 @@ class Settings:
     )
 
     scales: int = _opt(
-        0,
+        1,
         "number of sizes to optimise at, coarse to fine, each starting from the last "
         "result upsampled; 0 = as many as fit from --min-size up by --scale-ratio; "
         "1 = single-scale (the paper)",
@@ -173,8 +173,9 @@ class Settings:
     beta2: float = _opt(0.999, "Adam's second-moment decay", metavar="B", group="optimisation")
     epsilon: float = _opt(1e-8, "Adam's epsilon", metavar="EPS", group="optimisation")
     initial: str = _opt(
-        "noise",
-        "starting image: noise (the paper), content, style, or an image file",
+        "auto",
+        "starting image: noise (the paper), content, style, or an image file; auto = "
+        "noise single-scale, content in multi-scale mode (it reaches a low loss sooner)",
         metavar="INIT",
         flags=("--init",),
         group="optimisation",
@@ -443,6 +444,11 @@ class Settings:
             return [first] * (n_scales - 1) + [final]
         ratio = (final / first) ** (1 / (n_scales - 1))
         return [round(first * ratio**k) for k in range(n_scales - 1)] + [final]
+
+    def resolved_initial(self, n_scales: int) -> str:
+        if self.initial != "auto":
+            return self.initial
+        return "noise" if n_scales == 1 else "content"
 
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:

@@ -21,7 +21,7 @@ from ..settings import VGG19_LAYERS, Settings, base_type, field_types
 from .config import ServerConfig
 
 # The file choice of ``initial`` would be a path on the server.
-WEB_INITIAL_CHOICES = ("noise", "content", "style")
+WEB_INITIAL_CHOICES = ("auto", "noise", "content", "style")
 # The server decides these; a client's value is replaced (or refused, for weights).
 SERVER_CHOSEN = ("device", "weights")
 # Fixed on the server: files written next to the output, console output, and machine-wide
