@@ -213,7 +213,7 @@ def test_settings_schema_comes_from_the_dataclass(tmp_path: Path) -> None:
     assert fields["seed"]["nullable"]
     assert fields["preserve_colors"]["type"] == "boolean"
     assert fields["optimizer"]["choices"] == ["lbfgs", "adam"]
-    assert fields["initial"]["choices"] == ["noise", "content", "style"]
+    assert fields["initial"]["choices"] == ["auto", "noise", "content", "style"]
     assert not fields["device"]["editable"] and fields["device"]["server_value"] == "cpu"
     assert not fields["weights"]["editable"] and fields["weights"]["server_value"] == "default"
     assert answer["limits"]["max_size"] == 300 and answer["limits"]["max_queue"] == 8
@@ -383,12 +383,15 @@ def test_a_failing_job_reports_why(tmp_path: Path, error: Exception, message: st
         ({"size": 8}, "size: must be between 16"),
         ({"size": 512, "style_scales": [4]}, "style_scales: style images would be 2048"),
         ({"iterations": 10**6}, "this server allows at most 1000"),
-        ({"size": 1024, "coarse_iterations": 400}, "iterations (all scales together); this server"),
+        (
+            {"size": 1024, "scales": 0, "coarse_iterations": 900},
+            "iterations (all scales together); this server",
+        ),
         ({"threads": "many"}, "threads: expected int"),
         ({"iterations": -1}, "iterations: must be >= 0"),
         ({"tv_weight": None}, "tv_weight: needs a value, got null"),
         ({"seed": None, "size": None}, "size: needs a value"),
-        ({"initial": "/etc/passwd"}, "initial: choose from noise, content, style"),
+        ({"initial": "/etc/passwd"}, "initial: choose from auto, noise, content, style"),
         ({"initial": "content.upload"}, "initial: choose from"),
         ({"weights": "/root/vgg19.pth"}, "weights: this server always uses 'default'"),
         ({"weights": "torchvision"}, "weights: this server always uses"),
