@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import random_vgg_weights
 from PIL import Image, ImageOps
 
 import impasto
@@ -28,20 +29,13 @@ from impasto.guidance import layer_masks, mask_tensor, masked_gram
 from impasto.losses import GatysLoss, gram_matrix
 from impasto.settings import Settings
 from impasto.vgg import VGG19Features
-from impasto.weights import CAFFE, VGGWeights, conv_shapes
 
 # --- helpers ---------------------------------------------------------------------------
 
 
 def random_net(last_layer: str = "relu2_1", dtype: torch.dtype = torch.float32) -> VGG19Features:
     """VGG19 with random (He-initialised) weights: cheap, and enough to test the losses."""
-    gen = torch.Generator().manual_seed(0)
-    state = {}
-    for name, (c_out, c_in) in conv_shapes().items():
-        std = (2.0 / (9 * c_in)) ** 0.5
-        state[name + ".weight"] = torch.randn(c_out, c_in, 3, 3, generator=gen, dtype=dtype) * std
-        state[name + ".bias"] = torch.randn(c_out, generator=gen, dtype=dtype) * 0.01
-    return VGG19Features(VGGWeights(state, CAFFE, "random"), last_layer=last_layer)
+    return VGG19Features(random_vgg_weights(dtype), last_layer=last_layer)
 
 
 def random_image(h: int, w: int, seed: int) -> torch.Tensor:

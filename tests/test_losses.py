@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import random_vgg_weights
 
 from impasto.losses import GatysLoss, content_loss, gram_matrix, style_loss, tv_loss
 from impasto.vgg import VGG19Features
-from impasto.weights import CAFFE, VGGWeights, conv_shapes
+from impasto.weights import VGGWeights
 
 
 def test_gram_matrix_by_hand() -> None:
@@ -43,13 +44,7 @@ def test_tv_loss_by_hand() -> None:
 
 
 def tiny_weights(dtype: torch.dtype = torch.float64) -> VGGWeights:
-    gen = torch.Generator().manual_seed(0)
-    state = {}
-    for name, (c_out, c_in) in conv_shapes().items():
-        std = (2.0 / (9 * c_in)) ** 0.5
-        state[name + ".weight"] = torch.randn(c_out, c_in, 3, 3, generator=gen, dtype=dtype) * std
-        state[name + ".bias"] = torch.randn(c_out, generator=gen, dtype=dtype) * 0.01
-    return VGGWeights(state, CAFFE, "random")
+    return random_vgg_weights(dtype)
 
 
 def test_total_loss_passes_gradcheck() -> None:

@@ -6,10 +6,8 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import signal
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -198,16 +196,10 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .files import atomic_file
+
+    with atomic_file(path) as f:
+        f.write(json.dumps(data, indent=2).encode() + b"\n")
 
 
 def _check_report_path(path: str | None, overwrite: bool) -> None:

@@ -9,10 +9,8 @@ an 8-bit RGB image or raises :class:`~impasto.errors.ImageError` whose message i
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import secrets
 import stat
 import struct
 import warnings
@@ -30,6 +28,7 @@ from PIL import (
 )
 
 from .errors import ImageError
+from .files import atomic_file
 
 OUTPUT_FORMATS = {
     ".png": "PNG",
@@ -470,19 +469,9 @@ def save_image(
     if fmt == "JPEG":
         kwargs["quality"] = 95
     try:
-        fd, tmp = _create_temp(path)
-    except OSError as e:
-        raise ImageError(f"{_shown(path)}: cannot write ({_one_line(e)})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             img.save(f, format=fmt, **kwargs)
-            f.flush()
-            # Without this a crash soon after the rename can leave an empty file behind
-            # on some file systems, which is what the rename is meant to prevent.
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
         if not isinstance(e, _DECODE_ERRORS):  # KeyboardInterrupt, MemoryError, bugs
             raise
         raise ImageError(f"{_shown(path)}: cannot write image ({_one_line(e)})") from None
@@ -495,27 +484,6 @@ def _for_format(img: Image.Image, fmt: str) -> Image.Image:
     if alpha is not None and "RGBA" in _SAVE_MODES[fmt]:
         return apply_alpha(rgb, alpha)
     return rgb
-
-
-def _create_temp(path: Path) -> tuple[int, Path]:
-    """A new file next to ``path``, created with the permissions a plain open would give.
-
-    ``tempfile.mkstemp`` makes files private (0600), which would survive the rename and
-    leave results unreadable to, say, a web server; ``os.open`` applies the umask instead.
-    """
-    mode = 0o666
-    with contextlib.suppress(OSError):
-        # Replacing a file keeps its permissions, as editing it in place would.
-        mode = os.stat(path).st_mode & 0o777
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name[:100]}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, flags, mode)
-        except FileExistsError:
-            continue
-        return fd, tmp
-    raise FileExistsError(f"no free temporary file name next to {path}")
 
 
 def check_output_path(path: str | os.PathLike[str], *, overwrite: bool) -> Path:

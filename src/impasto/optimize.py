@@ -264,9 +264,12 @@ class Stylizer:
     def _losses(self) -> Any:
         # The loss is that of the image as it will be saved, clipped to 0-255: values
         # outside would be scored but never shown. (A deviation from the reference,
-        # which clips only the output; it lowers the loss of the saved image.)
+        # which clips only the output; it lowers the loss of the saved image.) The
+        # gradient passes the clip unchanged: a plain clamp has zero gradient outside
+        # the range, and a pixel thrown out by one large step would stay dead there.
+        clipped = self.x + (self.x.clamp(0, 255) - self.x).detach()
         with devices.autocast(self.device, self.amp_dtype):
-            return self.loss_fn(self.x.clamp(0, 255))
+            return self.loss_fn(clipped)
 
     def _evaluate(self) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)

@@ -8,9 +8,7 @@ the scale, the iterate, the optimiser's memory and the best image so far.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +16,7 @@ import torch
 from PIL import Image
 
 from .errors import ImpastoError
+from .files import atomic_file
 from .optimize import Stylizer
 from .settings import TOLERANCE_WINDOW, Settings
 
@@ -64,15 +63,8 @@ def save_state(
         "run_seconds": st.run_seconds,
         "extra": extra or {},
     }
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        torch.save(data, f)
 
 
 def _mask_pixels(masks: list[Image.Image] | None) -> list[torch.Tensor] | None:

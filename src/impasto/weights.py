@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .errors import WeightsError
+from .files import atomic_file
 from .settings import VGG19_BLOCKS
 
 CONV_LAYERS: tuple[str, ...] = tuple(
@@ -158,19 +158,13 @@ def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
 
 def _write_cache(path: Path, state: dict[str, torch.Tensor]) -> None:
     """Write atomically; a cache that cannot be written only costs time later."""
-    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        tmp = Path(name)
-        torch.save(state, tmp)
-        digest = sha256_file(tmp)
-        os.replace(tmp, path)
-        path.with_suffix(".sha256").write_text(digest + "\n")
+        with atomic_file(path) as f:
+            torch.save(state, f)
+        path.with_suffix(".sha256").write_text(sha256_file(path) + "\n")
     except OSError:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        pass
 
 
 def check_state_dict(state: dict[str, torch.Tensor], source: str) -> None:
