@@ -202,16 +202,6 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
         f.write(json.dumps(data, indent=2).encode() + b"\n")
 
 
-def _check_report_path(path: str | None, overwrite: bool) -> None:
-    if path is None:
-        return
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise ImpastoError(f"{target}: already exists; pass --overwrite to replace it")
-    if not (target.parent if str(target.parent) else Path(".")).is_dir():
-        raise ImpastoError(f"{target}: folder {target.parent} does not exist")
-
-
 def _fmt(x: float) -> str:
     return f"{x:.4g}" if math.isfinite(x) else str(x)
 
@@ -223,7 +213,8 @@ def run_stylize(
     from .optimize import Stylizer
 
     output = images.check_output_path(args.output, overwrite=args.overwrite)
-    _check_report_path(args.report, args.overwrite)
+    if args.report:
+        images.check_writable(args.report, overwrite=args.overwrite)
     return _drive(args, Stylizer(content, styles, settings), output)
 
 

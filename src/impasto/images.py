@@ -488,11 +488,16 @@ def _for_format(img: Image.Image, fmt: str) -> Image.Image:
 
 def check_output_path(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Refuse, before any heavy work, an output that could not or should not be written."""
+    output_format(path)
+    return check_writable(path, overwrite=overwrite)
+
+
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
+    """Refuse a file name that is a folder, exists (unless ``overwrite``) or can't be made."""
     path = Path(path)
     shown = _shown(path)
-    output_format(path)
     if path.is_dir():
-        raise ImageError(f"{shown}: is a folder, not an image file name")
+        raise ImageError(f"{shown}: is a folder, not a file name")
     if path.exists() and not overwrite:
         raise ImageError(f"{shown}: already exists; pass --overwrite to replace it")
     parent = path.parent if str(path.parent) else Path(".")

@@ -278,12 +278,15 @@ class Stylizer:
         if torch.isfinite(total):
             total.backward()
         self._last = terms.as_floats()
-        # The loss belongs to the iterate *before* this step's update: keep it if best.
-        if self._last["total"] < self.best_total:
-            self.best_total = self._last["total"]
-            self.best_losses = self._last
-            self.best_x = self.x.detach().clone()
+        # The loss belongs to the iterate *before* this step's update.
+        self._keep_if_best(self._last)
         return total.detach()
+
+    def _keep_if_best(self, losses: dict[str, float]) -> None:
+        """Remember the current iterate if ``losses`` (its loss terms) are the lowest yet."""
+        if losses["total"] < self.best_total:
+            self.best_total, self.best_losses = losses["total"], losses
+            self.best_x = self.x.detach().clone()
 
     def request_stop(self) -> None:
         """Stop after the current iteration (safe to call from a signal handler)."""
@@ -366,10 +369,7 @@ class Stylizer:
     def _score_last_update(self) -> None:
         """The last update of a scale has not been scored yet: score it, without a graph."""
         with torch.no_grad():
-            final = self._losses().as_floats()
-        if final["total"] < self.best_total:
-            self.best_total, self.best_losses = final["total"], final
-            self.best_x = self.x.detach().clone()
+            self._keep_if_best(self._losses().as_floats())
 
     def _to_image(self, x: torch.Tensor) -> Image.Image:
         """An iterate as an 8-bit image; luminance-only transfer gets the content's chroma."""
