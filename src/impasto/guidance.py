@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import images
-from .devices import float32_bmm
 from .errors import SettingsError
+from .gram import gram_product
 from .settings import VGG19_LAYERS
 
 
@@ -86,4 +86,4 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(device=features.device, dtype=dtype)
     f = (features.to(dtype) * mask).reshape(n, c, h * w)
     weight = (mask * mask).sum()
-    return float32_bmm(f, f.transpose(1, 2)) / (c * weight)
+    return gram_product(f, c * weight)

@@ -25,21 +25,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .devices import float32_bmm
+from .gram import gram_product, wide
 from .guidance import layer_masks, masked_gram
 from .vgg import VGG19Features
-
-
-def _wide(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision features (under AMP) are summed in float32; others stay as they are."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """G = F F^T / (C*H*W) for features of shape (N, C, H, W); returns (N, C, C)."""
     n, c, h, w = features.shape
-    f = _wide(features.reshape(n, c, h * w))
-    return float32_bmm(f, f.transpose(1, 2)) / (c * h * w)
+    return gram_product(features.reshape(n, c, h * w), c * h * w)
 
 
 def content_loss(
@@ -49,7 +43,7 @@ def content_loss(
 ) -> torch.Tensor:
     """sum_l cw_l * mean((F_l(x) - F_l(c))^2)."""
     terms = [
-        w * torch.mean((_wide(features[layer]) - targets[layer]) ** 2)
+        w * torch.mean((wide(features[layer]) - targets[layer]) ** 2)
         for layer, w in layer_weights.items()
     ]
     return torch.stack(terms).sum()
@@ -186,7 +180,7 @@ class GatysLoss(nn.Module):
         ]
         with torch.no_grad():
             feats = net(content, self.content_layers) if self.content_layers else {}
-            self.content_targets = {k: _wide(v) for k, v in feats.items()}
+            self.content_targets = {k: wide(v) for k, v in feats.items()}
             self.style_targets = [
                 _style_grams(net, s, layers, mask)
                 for s, layers, mask in zip(styles, self.style_layer_sets, style_masks)

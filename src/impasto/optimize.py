@@ -48,14 +48,22 @@ MEAN_PIXEL_RGB = (123.68, 116.779, 103.939)
 NOISE_STD = 0.256
 
 
-def build_network(settings: Settings, layers: set[str], device: torch.device) -> VGG19Features:
-    """The frozen network, truncated after the deepest of ``layers``."""
+def build_network(
+    settings: Settings, layers: set[str], device: torch.device, dtype: torch.dtype | None = None
+) -> VGG19Features:
+    """The frozen network, truncated after the deepest of ``layers``.
+
+    ``dtype`` is the reduced precision the run uses, if any: on the CPU the network is
+    converted to it; on GPUs autocast applies it instead (``Stylizer.autocast_dtype``).
+    """
     last = max(layers, key=VGG19_LAYERS.index) if layers else "relu1_1"
     net = VGG19Features(load_weights(settings.weights), pooling=settings.pooling, last_layer=last)
     net = net.to(device)
     if device.type == "cpu":
         # Channels-last convolutions are markedly faster on x86 CPUs (oneDNN).
         net.use_channels_last()
+        if dtype is not None:
+            net.use_dtype(dtype)
     return net
 
 
@@ -99,6 +107,8 @@ class Stylizer:
         self.settings = settings
         self.device = devices.resolve_device(settings.device)
         self.amp_dtype = devices.resolve_precision(settings.precision, self.device)
+        # The CPU runs a bf16 network directly (build_network); GPUs use autocast.
+        self.autocast_dtype = self.amp_dtype if self.device.type != "cpu" else None
         if self.device.type == "cpu":
             devices.configure_threads(settings.threads)
         elif self.device.type == "cuda":
@@ -117,7 +127,7 @@ class Stylizer:
         self.content_color, self.style_colors = self._color_transforms(final)
 
         layers = set(settings.content_layer_weights()) | settings.all_style_layers()
-        self.net = build_network(settings, layers, self.device)
+        self.net = build_network(settings, layers, self.device, self.amp_dtype)
         if settings.compile:
             self.net.forward = torch.compile(self.net.forward)  # type: ignore[method-assign]
 
@@ -217,7 +227,7 @@ class Stylizer:
             guidance.mask_tensor(m, style_size, what=f"style mask {i + 1}").to(self.device)
             for i, (m, style_size) in enumerate(zip(self.style_masks, style_sizes))
         ]
-        with devices.autocast(self.device, self.amp_dtype):
+        with devices.autocast(self.device, self.autocast_dtype):
             return GatysLoss(
                 self.net,
                 content,
@@ -268,7 +278,7 @@ class Stylizer:
         # gradient passes the clip unchanged: a plain clamp has zero gradient outside
         # the range, and a pixel thrown out by one large step would stay dead there.
         clipped = self.x + (self.x.clamp(0, 255) - self.x).detach()
-        with devices.autocast(self.device, self.amp_dtype):
+        with devices.autocast(self.device, self.autocast_dtype):
             return self.loss_fn(clipped)
 
     def _evaluate(self) -> torch.Tensor:
@@ -472,11 +482,15 @@ def score(
     outputs of different runs, and of other tools, are compared on one definition.
     """
     img, _ = open_image(image)
-    settings = (settings or Settings()).replace(size=max(img.size), scales=1, seed=0)
+    settings = settings or Settings()
+    # Scores are float32 unless a precision is asked for: the definition stays the
+    # same on every machine, whatever precision the runs being compared used.
+    precision = "fp32" if settings.precision == "auto" else settings.precision
+    settings = settings.replace(size=max(img.size), scales=1, seed=0, precision=precision)
     st = Stylizer(content, styles, settings, _start=False)
     loss = st.build_loss(img.size)
     x = images.to_tensor(img).to(st.device)
     if settings.color_control == "luminance":  # the network saw only the luminance
         x = grey_transform().apply_tensor(x)
-    with torch.no_grad(), devices.autocast(st.device, st.amp_dtype):
+    with torch.no_grad(), devices.autocast(st.device, st.autocast_dtype):
         return loss(x).as_floats()

@@ -254,8 +254,9 @@ class Settings:
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N or mps", metavar="DEV", group="machine")
     precision: str = _opt(
         "auto",
-        "arithmetic of the network on CUDA: auto (bf16 where supported, else fp16), fp32, "
-        "bf16 or fp16; Gram matrices and losses stay float32. CPU and MPS use fp32",
+        "arithmetic of the network: auto (bf16 on CUDA GPUs that have it, else fp16; bf16 "
+        "on CPUs with AMX, else fp32), fp32, bf16 or fp16 (CUDA only); Gram matrices and "
+        "losses stay float32. MPS uses fp32",
         choices=("auto", "fp32", "bf16", "fp16"),
         group="machine",
     )

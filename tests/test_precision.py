@@ -1,0 +1,105 @@
+"""The fast paths: the Gram product's hand-written backward, and bf16 on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import random_vgg_weights
+
+from impasto import devices
+from impasto.errors import SettingsError
+from impasto.gram import gram_product
+from impasto.optimize import Stylizer, score
+from impasto.settings import Settings
+from impasto.vgg import VGG19Features
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_backward_matches_autograd_of_the_plain_product(channels_last: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 4, 3, generator=gen, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)  # not symmetric
+
+    def plain(f: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(f, f.transpose(1, 2)) / 12
+
+    grads = []
+    for gram in (plain, lambda f: gram_product(f, 12)):
+        leaf = x.clone().requires_grad_(True)
+        (gram(leaf.reshape(2, 5, 12)) * weight).sum().backward()
+        grads.append(leaf.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    # The gradient keeps the features' memory layout (no layout conversion on the way back).
+    assert grads[1].is_contiguous(memory_format=torch.channels_last) == channels_last
+    leaf = x.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda f: gram_product(f.reshape(2, 5, 12), 12.0), (leaf,))
+
+
+def test_gram_of_bf16_features_is_float32_and_exact() -> None:
+    # Values exactly representable in bf16: the product must not round its sums.
+    f = torch.tensor([[[1.0, 2.0, 3.0], [256.0, 1.0, 1.0]]])
+    g = gram_product(f.bfloat16(), 1)
+    assert g.dtype == torch.float32
+    # 256 + 2 + 3 = 261 needs 9 significant bits: bf16 would round it to 260.
+    assert g[0, 0, 1].item() == 261.0
+    f_bf16 = f.bfloat16().requires_grad_(True)
+    gram_product(f_bf16, 1).sum().backward()
+    assert f_bf16.grad is not None and f_bf16.grad.dtype == torch.bfloat16
+
+
+def test_gram_divisor_must_not_need_a_gradient() -> None:
+    with pytest.raises(ValueError, match="divisor"):
+        gram_product(torch.ones(1, 2, 3), torch.tensor(2.0, requires_grad=True))
+
+
+def test_precision_resolution_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert devices.resolve_precision("fp32", CPU) is None
+    assert devices.resolve_precision("bf16", CPU) is torch.bfloat16
+    with pytest.raises(SettingsError, match="fp16 needs a CUDA device"):
+        devices.resolve_precision("fp16", CPU)
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: True)
+    assert devices.resolve_precision("auto", CPU) is torch.bfloat16
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: False)
+    assert devices.resolve_precision("auto", CPU) is None
+
+
+def test_bf16_network_stores_weights_in_bf16_and_keeps_preprocessing_float32() -> None:
+    net = VGG19Features(random_vgg_weights(), last_layer="relu2_1")
+    net.use_channels_last()
+    net.use_dtype(torch.bfloat16)
+    assert net.compute_dtype == torch.bfloat16
+    assert net.gain.dtype == torch.float32  # the input conversion is not rounded
+    image = torch.rand(1, 3, 8, 8) * 255
+    feats = net(image, ["relu1_1", "relu2_1"])
+    assert all(f.dtype == torch.bfloat16 for f in feats.values())
+    reference = VGG19Features(random_vgg_weights(), last_layer="relu2_1")(image, ["relu2_1"])
+    error = (feats["relu2_1"].float() - reference["relu2_1"]).abs().max()
+    assert error <= 0.02 * reference["relu2_1"].abs().max()
+
+
+def test_bf16_run_on_the_cpu_matches_float32_and_scores_in_float32(examples) -> None:
+    content, style = examples
+    common = dict(size=48, iterations=15, seed=3, tolerance=0.0)
+    results = {}
+    for precision in ("fp32", "bf16"):
+        st = Stylizer(content, [style], Settings(precision=precision, **common))
+        assert st.net.compute_dtype == (torch.float32 if precision == "fp32" else torch.bfloat16)
+        for _ in st.run():
+            pass
+        results[precision] = st.result()
+    start = results["fp32"].history[0]["total"]
+    fp32, bf16 = (results[p].losses["total"] for p in ("fp32", "bf16"))
+    assert fp32 < 0.5 * start and bf16 < 0.5 * start  # both optimised
+    assert bf16 == pytest.approx(fp32, rel=0.15)
+    # `score` defaults to float32 whatever the run used: the same image scores the same.
+    image = results["bf16"].image
+    auto = score(image, content, [style], Settings())
+    exact = score(image, content, [style], Settings(precision="fp32"))
+    assert auto == exact
+    rounded = score(image, content, [style], Settings(precision="bf16"))
+    assert rounded["total"] == pytest.approx(exact["total"], rel=0.02)
+    assert rounded["total"] != exact["total"]
