@@ -1,12 +1,16 @@
-"""Time to quality: impasto single-scale (the default), multi-scale, and pastiche, side by side.
+"""Time to quality: impasto's defaults, the paper's setting, and pastiche, side by side.
 
     python benchmarks/bench.py --sizes 256 512
 
-Every run happens in a child process of this script (so peak memory is measured per
-run) on the same machine, images, size and weights. Every output, whatever tool made
-it, is scored by impasto's loss at the final size, so the tools are compared on one
-definition. Writes ``benchmarks/results/bench-<size>.md`` and a loss-versus-time plot
-``benchmarks/results/bench-<size>.png``.
+Runs impasto with its default settings; impasto with the paper's setting (500
+single-scale L-BFGS iterations from white noise) at the default precision and in
+float32; and pastiche 1.6.0. Every run happens in a child process of this script (so
+peak memory is measured per run) on the same machine, images, size and weights.
+Every output, and every point of the loss-versus-time curves, whatever tool made it,
+is scored by ``impasto.score`` (float32, 8-bit image, final size), so the tools are
+compared on one definition. Writes ``benchmarks/results/bench-<size>.md`` and
+``.json``, and a loss-versus-time plot ``bench-<size>.png`` when matplotlib is
+installed.
 """
 
 from __future__ import annotations
@@ -37,11 +41,12 @@ def default_images() -> tuple[Path, Path]:
 # --- measurements of the machine ----------------------------------------------------
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Attainable float32 rate of this machine, measured as the best of several matmuls."""
+def matmul_gflops(dtype: str = "float32", n: int = 2048, repeats: int = 10) -> float:
+    """Attainable matmul rate of this machine in ``dtype``, the best of several products."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a = torch.randn(n, n, dtype=getattr(torch, dtype))
+    b = torch.randn(n, n, dtype=getattr(torch, dtype))
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -86,42 +91,46 @@ def machine() -> dict[str, Any]:
 
 
 def child_impasto(spec: dict[str, Any]) -> dict[str, Any]:
-    import torch
     import torch.nn.functional as F
 
     import impasto
+    from impasto.images import to_pil
     from impasto.optimize import size_for
 
     settings = impasto.Settings.from_dict(spec["settings"])
     st = impasto.Stylizer(spec["content"], spec["style"], settings)
     final = size_for(st.content_image, st.sizes[-1])
-    judge = st.build_loss(final)  # the common definition, at the final size
 
-    def score_best() -> float:
-        x = st.best_x
+    def snapshot(x: Any) -> Any:
+        """An iterate as it would be saved, at the final size."""
         if x.shape[-2:] != (final[1], final[0]):
             x = F.interpolate(x, size=(final[1], final[0]), mode="bicubic", align_corners=False)
-        with torch.no_grad():
-            return judge(x.clamp(0, 255)).total.item()
+        return to_pil(x)
 
-    curve = [(0.0, score_best())]
-    scoring = 0.0
-    final_start = 0.0  # when the final scale began, scoring excluded
+    snapshots = [(0.0, snapshot(st.best_x))]
+    pausing = 0.0  # time spent taking snapshots, excluded from the timings
+    final_start = 0.0  # when the final scale began
     t0 = time.perf_counter()
     every = spec["score_every"]
     for p in st.run():
         if p.scale < p.scales - 1:
-            final_start = time.perf_counter() - t0 - scoring
+            final_start = time.perf_counter() - t0 - pausing
         if p.iteration % every == 0:
             t = time.perf_counter()
-            curve.append((t - t0 - scoring, score_best()))
-            scoring += time.perf_counter() - t
-    wall = time.perf_counter() - t0 - scoring
+            snapshots.append((t - t0 - pausing, snapshot(st.best_x)))
+            pausing += time.perf_counter() - t
+    wall = time.perf_counter() - t0 - pausing
     result = st.result()
+    del st
+    # Every point is scored afterwards, in float32, on the 8-bit image: the definition
+    # of the final score, whatever precision the run used.
+    curve = [
+        (t, impasto.score(img, spec["content"], spec["style"])["total"]) for t, img in snapshots
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.png"
         result.save(out)
-        final_score = impasto.score(out, spec["content"], spec["style"], settings)
+        final_score = impasto.score(out, spec["content"], spec["style"])
     if spec.get("save"):
         result.image.save(spec["save"], quality=90)
     curve.append((wall, final_score["total"]))
@@ -198,6 +207,11 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 # --- the report ----------------------------------------------------------------------------
 
 
+def time_to_reach(curve: list[list[float]], target: float) -> float | None:
+    """The first time in a loss-versus-time curve at which the loss is at or below ``target``."""
+    return next((t for t, loss in curve if loss <= target), None)
+
+
 def write_report(size: int, runs: list[dict[str, Any]], info: dict[str, Any], out: Path) -> None:
     flops, gflops = info["flops_per_iteration"], info["matmul_gflops"]
     ideal = flops / (gflops * 1e9)
@@ -205,13 +219,14 @@ def write_report(size: int, runs: list[dict[str, Any]], info: dict[str, Any], ou
         f"## {size} px (long side)",
         "",
         f"Machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, "
-        f"torch {info['machine']['torch']}. Measured float32 matmul: {gflops:.0f} GFLOP/s. "
+        f"torch {info['machine']['torch']}. Measured matmul: {gflops:.0f} GFLOP/s in float32, "
+        f"{info.get('matmul_gflops_bf16', 0):.0f} GFLOP/s in bf16. "
         f"VGG19 forward+backward at {size} px: {flops / 1e9:.1f} GFLOP per iteration, "
-        f"{ideal:.2f} s at the matmul rate.",
+        f"{ideal:.2f} s at the float32 matmul rate (efficiency = that / s per iteration).",
         "",
-        "| run | iterations | s/iteration at final size | efficiency | wall time | "
+        "| run | precision | iterations | s/iteration at final size | efficiency | wall time | "
         "peak RSS | final score (impasto loss) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
         spi = r["final_scale_seconds_per_iteration"]
@@ -223,9 +238,27 @@ def write_report(size: int, runs: list[dict[str, Any]], info: dict[str, Any], ou
                 + ")"
             )
         lines.append(
-            f"| {r['name']} | {iters} | {spi:.3f} s | {ideal / spi:.0%} | {r['wall']:.1f} s | "
+            f"| {r['name']} | {r.get('precision', 'fp32')} | {iters} | {spi:.3f} s | "
+            f"{ideal / spi:.0%} | {r['wall']:.1f} s | "
             f"{r['peak_rss_bytes'] / 2**20:.0f} MiB | {r['score']['total']:.4g} |"
         )
+    by_key = {r["key"]: r for r in runs}
+    reference = by_key.get("single")
+    if reference:
+        target = reference["score"]["total"]
+        lines += [
+            "",
+            f"Time to reach the final score of {reference['name']} ({target:.4g}):",
+            "",
+        ]
+        for r in runs:
+            t = time_to_reach(r["curve"], target)
+            reached = (
+                f"{t:.1f} s, {t / reference['wall']:.0%} of its wall time"
+                if t is not None
+                else "not reached"
+            )
+            lines.append(f"- {r['name']}: {reached}")
     lines.append("")
     (out / f"bench-{size}.md").write_text("\n".join(lines))
     (out / f"bench-{size}.json").write_text(json.dumps({"info": info, "runs": runs}, indent=1))
@@ -260,13 +293,19 @@ def main() -> None:
         default=500,
         help="single-scale L-BFGS iterations (the paper's setting)",
     )
+    parser.add_argument(
+        "--fp32-iterations",
+        type=int,
+        default=100,
+        help="iterations of the float32 single-scale run (the paper's arithmetic)",
+    )
     parser.add_argument("--peer-iterations", type=int, default=500, help="pastiche iterations")
     parser.add_argument("--score-every", type=int, default=25)
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("multiscale", "single", "pastiche"),
-        default=("multiscale", "single", "pastiche"),
+        choices=("default", "single", "single-fp32", "pastiche"),
+        default=("default", "single", "single-fp32", "pastiche"),
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -281,11 +320,18 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     info_base = {
         "machine": machine(),
-        "matmul_gflops": matmul_gflops(),
+        "matmul_gflops": matmul_gflops("float32"),
+        "matmul_gflops_bf16": matmul_gflops("bfloat16"),
         "content": content.name,
         "style": style.name,
     }
     print(json.dumps(info_base), file=sys.stderr)
+    import torch
+
+    from impasto.devices import resolve_device, resolve_precision
+
+    default_precision = resolve_precision("auto", resolve_device("auto"))
+    default_name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[default_precision]
     for size in args.sizes:
         info = {**info_base, "flops_per_iteration": flops_per_iteration(content, style, size)}
         common = {
@@ -294,31 +340,37 @@ def main() -> None:
             "size": size,
             "score_every": args.score_every,
         }
+        # The paper's setting: single-scale L-BFGS from white noise, every iteration run.
+        single = {"size": size, "seed": 0, "scales": 1, "tolerance": 0, "initial": "noise"}
         specs = {
-            "multiscale": {
+            "default": {
                 **common,
-                "name": "impasto multi-scale (--scales 0)",
+                "name": "impasto default settings",
                 "tool": "impasto",
-                "settings": {"size": size, "seed": 0, "scales": 0},
-                "save": str(args.out / f"impasto-multiscale-{size}.jpg"),
+                "precision": default_name,
+                "settings": {"size": size, "seed": 0},
+                "save": str(args.out / f"impasto-default-{size}.jpg"),
             },
             "single": {
                 **common,
-                "name": f"impasto single-scale L-BFGS {args.reference_iterations} (default)",
+                "name": f"impasto single-scale L-BFGS {args.reference_iterations}",
                 "tool": "impasto",
-                "settings": {
-                    "size": size,
-                    "seed": 0,
-                    "scales": 1,
-                    "tolerance": 0,
-                    "iterations": args.reference_iterations,
-                },
+                "precision": default_name,
+                "settings": {**single, "iterations": args.reference_iterations},
                 "save": str(args.out / f"impasto-single-{size}.jpg"),
+            },
+            "single-fp32": {
+                **common,
+                "name": f"impasto single-scale L-BFGS {args.fp32_iterations}, float32",
+                "tool": "impasto",
+                "precision": "fp32",
+                "settings": {**single, "iterations": args.fp32_iterations, "precision": "fp32"},
             },
             "pastiche": {
                 **common,
                 "name": f"pastiche 1.6.0 L-BFGS {args.peer_iterations}",
                 "tool": "pastiche",
+                "precision": "fp32",
                 "iterations": args.peer_iterations,
             },
         }
@@ -326,7 +378,7 @@ def main() -> None:
         for key in args.only:
             t = time.perf_counter()
             r = run_child(specs[key])
-            r["name"] = specs[key]["name"]
+            r.update(name=specs[key]["name"], key=key, precision=specs[key]["precision"])
             runs.append(r)
             print(
                 f"{r['name']} at {size}: {time.perf_counter() - t:.0f} s, "

@@ -57,12 +57,29 @@ def test_stylize_lowers_loss_tenfold_and_matches_style(examples: tuple[Path, Pat
 
 def test_same_seed_same_image_and_different_seed_differs(examples: tuple[Path, Path]) -> None:
     content, style = examples
-    kw = dict(size=32, iterations=5)
+    kw = dict(size=32, iterations=5, initial="noise")  # the seed draws the starting noise
     a = np.asarray(impasto.stylize(content, style, seed=3, **kw).image)
     b = np.asarray(impasto.stylize(content, style, seed=3, **kw).image)
     c = np.asarray(impasto.stylize(content, style, seed=4, **kw).image)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
+    # From the photo (the default start) nothing is random: the seed changes nothing.
+    kw["initial"] = "content"
+    d = np.asarray(impasto.stylize(content, style, seed=3, **kw).image)
+    e = np.asarray(impasto.stylize(content, style, seed=4, **kw).image)
+    assert np.array_equal(d, e)
+
+
+def test_lbfgs_history_setting_bounds_the_optimiser_memory(examples: tuple[Path, Path]) -> None:
+    content, style = examples
+    settings = impasto.Settings(size=32, iterations=6, seed=0, tolerance=0.0, lbfgs_history=3)
+    st = impasto.Stylizer(content, [style], settings)
+    assert st.optimizer.defaults["history_size"] == 3
+    for _ in st.run():
+        pass
+    state = st.optimizer.state[st.x]
+    assert state["s"].shape[0] == 3 and state["count"] == 3  # six steps, three remembered
+    assert st.best_total < st.history[0]["total"]
 
 
 def test_adam_and_initial_content_and_preserve_colors(examples: tuple[Path, Path]) -> None:

@@ -49,6 +49,7 @@ def test_style_blend_normalised() -> None:
         ({"size": 3}, 1, "--size"),
         ({"learning_rate": 0.0}, 1, "--learning-rate"),
         ({"content_weight_blend": 1.5}, 1, "--content-weight-blend"),
+        ({"lbfgs_history": 0}, 1, "--lbfgs-history"),
     ],
 )
 def test_validation_names_the_setting(changes: dict, n_styles: int, needle: str) -> None:

@@ -149,9 +149,10 @@ def available_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
-# Peak resident memory of an L-BFGS run on the CPU, measured with benchmarks/bench.py:
-# 858 MiB at 256x192 and 1625 MiB at 512x384, i.e. about 5.5 kB per pixel (features
-# kept for backward, plus L-BFGS's 100 pairs of history vectors) over ~600 MiB.
+# Peak resident memory of an L-BFGS run on the CPU, measured with benchmarks/bench.py
+# in float32 with 100 pairs of L-BFGS history: 858 MiB at 256x192 and 1625 MiB at
+# 512x384, i.e. about 5.5 kB per pixel over ~600 MiB. The defaults (50 pairs; bf16
+# on CPUs with AMX) need less (1391 MiB at 512x384), so this errs on the safe side.
 BYTES_PER_PIXEL = 5600
 FIXED_BYTES = 600 * 1024**2
 

@@ -34,6 +34,7 @@ from .color import (
 )
 from .errors import ImpastoError
 from .images import size_for
+from .lbfgs import LBFGS
 from .losses import GatysLoss
 from .results import Progress, StylizeResult
 from .settings import TOLERANCE_WINDOW, VGG19_LAYERS, Settings
@@ -193,7 +194,7 @@ class Stylizer:
         # Noise is drawn on the CPU so a seed gives the same start on every device.
         noise = torch.randn((1, 3, h, w), generator=gen) * NOISE_STD
         noise = (noise + torch.tensor(MEAN_PIXEL_RGB).view(1, 3, 1, 1)).to(self.device)
-        initial = s.resolved_initial(len(self.sizes))
+        initial = s.resolved_initial()
         if initial == "noise":
             return noise
         if initial == "content":
@@ -267,7 +268,7 @@ class Stylizer:
             # One iteration per step() so progress, checkpoints and interruption work
             # per iteration; no line search, one evaluation per iteration, as in the
             # reference implementations.
-            return torch.optim.LBFGS([self.x], lr=lr, max_iter=1, history_size=100)
+            return LBFGS([self.x], lr=lr, history_size=s.lbfgs_history)
         return torch.optim.Adam([self.x], lr=lr, betas=(s.beta1, s.beta2), eps=s.epsilon)
 
     # --- the loop -----------------------------------------------------------------

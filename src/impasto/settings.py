@@ -169,13 +169,21 @@ class Settings:
         metavar="LR",
         group="optimisation",
     )
+    lbfgs_history: int = _opt(
+        50,
+        "L-BFGS's memory: how many past steps shape its curvature estimate (each costs "
+        "two image-sized vectors)",
+        metavar="N",
+        group="optimisation",
+    )
     beta1: float = _opt(0.9, "Adam's first-moment decay", metavar="B", group="optimisation")
     beta2: float = _opt(0.999, "Adam's second-moment decay", metavar="B", group="optimisation")
     epsilon: float = _opt(1e-8, "Adam's epsilon", metavar="EPS", group="optimisation")
     initial: str = _opt(
         "auto",
-        "starting image: noise (the paper), content, style, or an image file; auto = "
-        "noise single-scale, content in multi-scale mode (it reaches a low loss sooner)",
+        "starting image: content, noise (the paper's start), style, or an image file; "
+        "auto = content: from the photo L-BFGS reaches the loss of the paper's 500 "
+        "iterations from noise in less than half the time",
         metavar="INIT",
         flags=("--init",),
         group="optimisation",
@@ -327,6 +335,8 @@ class Settings:
                 raise bad(name, f"must be >= 0, got {value}")
         if self.scales < 0:
             raise bad("scales", f"must be >= 0, got {self.scales}")
+        if not 1 <= self.lbfgs_history <= 1000:
+            raise bad("lbfgs_history", f"must be between 1 and 1000, got {self.lbfgs_history}")
         if not 16 <= self.min_size <= 32768:
             raise bad("min_size", f"must be between 16 and 32768 pixels, got {self.min_size}")
         if not (math.isfinite(self.scale_ratio) and 1.05 <= self.scale_ratio <= 8):
@@ -446,10 +456,8 @@ class Settings:
         ratio = (final / first) ** (1 / (n_scales - 1))
         return [round(first * ratio**k) for k in range(n_scales - 1)] + [final]
 
-    def resolved_initial(self, n_scales: int) -> str:
-        if self.initial != "auto":
-            return self.initial
-        return "noise" if n_scales == 1 else "content"
+    def resolved_initial(self) -> str:
+        return "content" if self.initial == "auto" else self.initial
 
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:

@@ -73,12 +73,15 @@ class VGG19Features(nn.Module):
         at every step. The input conversion (``preprocess``) stays float32 and the
         features come out in ``dtype``.
         """
-        self.layers.to(dtype)
+        for name, layer in self.layers.items():
+            if name != "conv1_1":  # see forward()
+                layer.to(dtype)
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """The dtype the convolutions run in: that of their weights."""
-        return self.layers["conv1_1"].weight.dtype
+        """The dtype the convolutions after the first run in: that of their weights."""
+        last_conv = [n for n in self.layer_names if n.startswith("conv")][-1]
+        return self.layers[last_conv].weight.dtype
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         return image.index_select(1, self.order) * self.gain - self.offset
@@ -90,7 +93,7 @@ class VGG19Features(nn.Module):
         if missing:
             raise SettingsError(f"layers {sorted(missing)} are beyond this network's last layer")
         out: dict[str, torch.Tensor] = {}
-        x = self.preprocess(image).to(self.compute_dtype)
+        x = self.preprocess(image)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         previous = ""
@@ -99,6 +102,17 @@ class VGG19Features(nn.Module):
                 # In place unless the conv output itself is asked for: a ReLU's backward
                 # needs only its output, so this halves the memory kept for backward.
                 x = torch.relu_(x) if previous not in wanted else torch.relu(x)
+            elif name == "conv1_1":
+                # The first convolution always sees the image at full precision. In
+                # bf16 the preprocessed pixels (about +-150) would be rounded to steps
+                # of 0.5 or 1, the loss would not see L-BFGS's small steps, and its
+                # curvature estimates would turn to noise: runs from the content image
+                # diverged. This layer is 0.5% of the network's arithmetic.
+                with torch.autocast(x.device.type, enabled=False):
+                    x = self.layers[name](x)
+            elif name.startswith("conv"):
+                conv = self.layers[name]
+                x = conv(x.to(conv.weight.dtype))
             else:
                 x = self.layers[name](x)
             if name in wanted:
