@@ -207,6 +207,15 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 # --- the report ----------------------------------------------------------------------------
 
 
+def run_name(key: str, iterations: int) -> str:
+    return {
+        "default": "impasto, default settings",
+        "single": f"impasto, paper's setting ({iterations} L-BFGS iterations from noise)",
+        "single-fp32": f"impasto, paper's setting in float32 ({iterations} iterations)",
+        "pastiche": f"pastiche 1.6.0 ({iterations} L-BFGS iterations)",
+    }[key]
+
+
 def time_to_reach(curve: list[list[float]], target: float) -> float | None:
     """The first time in a loss-versus-time curve at which the loss is at or below ``target``."""
     return next((t for t, loss in curve if loss <= target), None)
@@ -243,21 +252,22 @@ def write_report(size: int, runs: list[dict[str, Any]], info: dict[str, Any], ou
             f"{r['peak_rss_bytes'] / 2**20:.0f} MiB | {r['score']['total']:.4g} |"
         )
     by_key = {r["key"]: r for r in runs}
-    reference = by_key.get("single")
-    if reference:
-        target = reference["score"]["total"]
+    for key in ("single", "single-fp32"):
+        reference = by_key.get(key)
+        if not reference:
+            continue
+        target, wall = reference["score"]["total"], reference["wall"]
         lines += [
             "",
-            f"Time to reach the final score of {reference['name']} ({target:.4g}):",
+            f"Time to reach the final score of {reference['name']}, {target:.4g}, "
+            f"which it reached after {wall:.1f} s:",
             "",
         ]
         for r in runs:
+            if r is reference:
+                continue
             t = time_to_reach(r["curve"], target)
-            reached = (
-                f"{t:.1f} s, {t / reference['wall']:.0%} of its wall time"
-                if t is not None
-                else "not reached"
-            )
+            reached = "not reached" if t is None else f"{t:.1f} s, {t / wall:.0%} of that time"
             lines.append(f"- {r['name']}: {reached}")
     lines.append("")
     (out / f"bench-{size}.md").write_text("\n".join(lines))
@@ -308,8 +318,18 @@ def main() -> None:
         default=("default", "single", "single-fp32", "pastiche"),
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--replot", action="store_true", help="only rewrite the reports from the saved JSON"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replot:  # rewrite the report and plot of an earlier run from its JSON
+        for size in args.sizes:
+            saved = json.loads((args.out / f"bench-{size}.json").read_text())
+            for r in saved["runs"]:
+                r["name"] = run_name(r["key"], r["iterations"])
+            write_report(size, saved["runs"], saved["info"], args.out)
+        return
     if args.child:
         spec = json.loads(args.child)
         result = (child_pastiche if spec["tool"] == "pastiche" else child_impasto)(spec)
@@ -345,7 +365,7 @@ def main() -> None:
         specs = {
             "default": {
                 **common,
-                "name": "impasto default settings",
+                "name": run_name("default", 0),
                 "tool": "impasto",
                 "precision": default_name,
                 "settings": {"size": size, "seed": 0},
@@ -353,7 +373,7 @@ def main() -> None:
             },
             "single": {
                 **common,
-                "name": f"impasto single-scale L-BFGS {args.reference_iterations}",
+                "name": run_name("single", args.reference_iterations),
                 "tool": "impasto",
                 "precision": default_name,
                 "settings": {**single, "iterations": args.reference_iterations},
@@ -361,14 +381,14 @@ def main() -> None:
             },
             "single-fp32": {
                 **common,
-                "name": f"impasto single-scale L-BFGS {args.fp32_iterations}, float32",
+                "name": run_name("single-fp32", args.fp32_iterations),
                 "tool": "impasto",
                 "precision": "fp32",
                 "settings": {**single, "iterations": args.fp32_iterations, "precision": "fp32"},
             },
             "pastiche": {
                 **common,
-                "name": f"pastiche 1.6.0 L-BFGS {args.peer_iterations}",
+                "name": run_name("pastiche", args.peer_iterations),
                 "tool": "pastiche",
                 "precision": "fp32",
                 "iterations": args.peer_iterations,

@@ -76,19 +76,24 @@ class LBFGS(torch.optim.Optimizer):
                 state["h_diag"] = ys / float(y.dot(y))
         largest = float(g.abs().max())
         if not math.isfinite(largest) or largest <= 1e-7:
-            return loss  # the caller reports a NaN; a vanishing gradient needs no step
+            # The caller reports a NaN; a vanishing gradient needs no step. No step
+            # is taken, so no curvature pair spans this evaluation.
+            state.pop("prev_g", None)
+            return loss
 
-        # Two-loop recursion over the stored pairs, newest first: d = -H g.
+        # Two-loop recursion over the stored pairs, newest first: d = -H g. The
+        # coefficients stay tensors (addcmul_) so that a GPU never waits on them.
+        s_hist, y_hist, rho = state["s"], state["y"], state["rho"]
         order = [(state["head"] - 1 - k) % m for k in range(state["count"])]
         q = g.neg()
         alpha = {}
         for i in order:
-            alpha[i] = float(state["rho"][i]) * float(state["s"][i].dot(q))
-            q.add_(state["y"][i], alpha=-alpha[i])
+            alpha[i] = rho[i] * s_hist[i].dot(q)
+            q.addcmul_(y_hist[i], alpha[i], value=-1)
         d = q.mul_(state["h_diag"])
         for i in reversed(order):
-            beta = float(state["rho"][i]) * float(state["y"][i].dot(d))
-            d.add_(state["s"][i], alpha=alpha[i] - beta)
+            beta = rho[i] * y_hist[i].dot(d)
+            d.addcmul_(s_hist[i], alpha[i] - beta)
 
         if float(g.dot(d)) > -1e-12:  # not a descent direction: start afresh
             state["count"], state["h_diag"] = 0, 1.0

@@ -265,9 +265,9 @@ class Stylizer:
         s = self.settings
         lr = s.resolved_learning_rate()
         if s.optimizer == "lbfgs":
-            # One iteration per step() so progress, checkpoints and interruption work
-            # per iteration; no line search, one evaluation per iteration, as in the
-            # reference implementations.
+            # One evaluation per step(), no line search, as in the reference
+            # implementations, so progress, checkpoints and interruption work per
+            # iteration (see lbfgs.py for how it differs from torch.optim.LBFGS).
             return LBFGS([self.x], lr=lr, history_size=s.lbfgs_history)
         return torch.optim.Adam([self.x], lr=lr, betas=(s.beta1, s.beta2), eps=s.epsilon)
 

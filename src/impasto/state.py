@@ -21,7 +21,8 @@ from .optimize import Stylizer
 from .settings import TOLERANCE_WINDOW, Settings
 
 STATE_FORMAT = "impasto-state"
-STATE_VERSION = 2
+# 3: impasto's own L-BFGS (ring-buffer history) replaced torch.optim.LBFGS.
+STATE_VERSION = 3
 
 
 def _pixels(img: Image.Image | None) -> torch.Tensor | None:
@@ -92,7 +93,10 @@ def load_state(path: str | os.PathLike[str], device: str | None = None) -> tuple
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
         raise ImpastoError(f"{path}: not an impasto state file")
     if data.get("version") != STATE_VERSION:
-        raise ImpastoError(f"{path}: state version {data.get('version')} is not supported")
+        raise ImpastoError(
+            f"{path}: state version {data.get('version')} is not supported "
+            f"(this impasto reads version {STATE_VERSION}; start the run again)"
+        )
     settings = Settings.from_dict(data["settings"], strict=False)
     if device:
         settings = settings.replace(device=device)
