@@ -47,8 +47,8 @@ def cpu_has_fast_bf16() -> bool:
     """True on CPUs with AMX tiles (Intel Xeon since Sapphire Rapids).
 
     There oneDNN runs bf16 convolutions on the matrix unit: a VGG19 step at 512 px
-    takes half the time of float32 (benchmarks/results). Elsewhere bf16 is emulated
-    or merely vectorised, and not reliably faster.
+    takes 0.4 of float32's time (benchmarks/results). Elsewhere bf16 is emulated or
+    merely vectorised, and not reliably faster.
     """
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:

@@ -67,11 +67,12 @@ class VGG19Features(nn.Module):
         self.channels_last = True
 
     def use_dtype(self, dtype: torch.dtype) -> None:
-        """Store the convolutions' weights in ``dtype`` and run the network in it.
+        """Store the weights of every convolution but the first in ``dtype`` (bf16).
 
-        For bf16 on CPUs this is faster than autocast, which casts every weight again
-        at every step. The input conversion (``preprocess``) stays float32 and the
-        features come out in ``dtype``.
+        On CPUs this is faster than autocast, which casts every weight again at
+        every step. The input conversion (``preprocess``) and the first convolution
+        stay float32 (see :meth:`forward`); the features after ``relu1_1`` come out in
+        ``dtype``.
         """
         for name, layer in self.layers.items():
             if name != "conv1_1":  # see forward()
