@@ -418,12 +418,13 @@ def test_spatial_control_gives_each_half_its_own_style(tmp_path: Path) -> None:
         iterations=30,
         tolerance=0,
         seed=0,
+        initial="noise",  # the start the margins below were measured from
         content_masks=(str(tmp_path / "left.png"), str(tmp_path / "right.png")),
     )
     styles = [texture(red, 1), texture(blue, 2)]
     result = run(impasto.Stylizer(soft_photo(grey=True), styles, settings))
     out = np.asarray(result.image, dtype=np.float64)
-    # Measured margins over seeds 0-2: 56-62 on the left and 29-35 on the right (blue
+    # Measured margins over seeds 0-2: 59-64 on the left and 34-38 on the right (blue
     # comes slower from the noise start, whose mean pixel is warm).
     for half, own, other in ((out[:, :24], red, blue), (out[:, 24:], blue, red)):
         mean = half.reshape(-1, 3).mean(axis=0)

@@ -25,7 +25,7 @@ from PIL import Image
 
 from . import images
 from .errors import SettingsError
-from .gram import gram_product
+from .gram import gram_product, wide
 from .settings import VGG19_LAYERS
 
 
@@ -81,9 +81,8 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     n, c, h, w = features.shape
     if mask.shape[-2:] != (h, w):
         raise ValueError(f"mask of size {tuple(mask.shape[-2:])} for features of size {(h, w)}")
-    # Half-precision features (AMP) are summed in float32, like the unguided Gram matrix.
-    dtype = torch.float32 if features.dtype in (torch.float16, torch.bfloat16) else features.dtype
-    mask = mask.to(device=features.device, dtype=dtype)
-    f = (features.to(dtype) * mask).reshape(n, c, h * w)
+    wide_features = wide(features)  # summed in float32, like the unguided Gram matrix
+    mask = mask.to(device=features.device, dtype=wide_features.dtype)
+    f = (wide_features * mask).reshape(n, c, h * w)
     weight = (mask * mask).sum()
     return gram_product(f, c * weight)

@@ -62,7 +62,6 @@ class LBFGS(torch.optim.Optimizer):
             state["count"] = 0  # pairs stored (at most m)
             state["head"] = 0  # where the next pair goes
             state["h_diag"] = 1.0
-            state["steps"] = 0
         elif "prev_g" in state:
             s, y = state["prev_s"], g - state["prev_g"]
             ys = float(y.dot(s))
@@ -104,5 +103,4 @@ class LBFGS(torch.optim.Optimizer):
         x.add_(step.view_as(x).to(x.dtype))
         state["prev_s"] = step
         state["prev_g"] = g.clone()
-        state["steps"] += 1
         return loss
