@@ -78,7 +78,7 @@ def test_lbfgs_history_setting_bounds_the_optimiser_memory(examples: tuple[Path,
     for _ in st.run():
         pass
     state = st.optimizer.state[st.x]
-    assert state["s"].shape[0] == 3 and state["count"] == 3  # six steps, three remembered
+    assert state["w"].shape[0] == 2 * 3 and state["count"] == 3  # six steps, three remembered
     assert st.best_total < st.history[0]["total"]
 
 

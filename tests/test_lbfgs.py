@@ -50,7 +50,7 @@ def test_history_is_a_ring_of_the_newest_pairs() -> None:
     opt = LBFGS([x], history_size=3)
     run(opt, x, 8)
     state = opt.state[x]
-    assert state["s"].shape == (3, 6) and state["count"] == 3
+    assert state["w"].shape == (2 * 3, 6) and state["count"] == 3
 
 
 def test_state_dict_resumes_to_the_same_iterates() -> None:
@@ -73,3 +73,34 @@ def test_state_dict_resumes_to_the_same_iterates() -> None:
 def test_refuses_more_than_one_tensor() -> None:
     with pytest.raises(ValueError, match="exactly one tensor"):
         LBFGS([torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)])
+
+
+def two_loop_direction(pairs: list[tuple[torch.Tensor, torch.Tensor]], g: torch.Tensor, gamma):
+    """-H g by the textbook two-loop recursion (Nocedal & Wright, Algorithm 7.4)."""
+    q = g.clone()
+    alphas = []
+    for s, y in reversed(pairs):
+        alpha = s.dot(q) / y.dot(s)
+        q -= alpha * y
+        alphas.append(alpha)
+    r = gamma * q
+    for (s, y), alpha in zip(pairs, reversed(alphas)):
+        r += s * (alpha - y.dot(r) / y.dot(s))
+    return -r
+
+
+@pytest.mark.parametrize("steps", [3, 6, 13])  # ring part-filled, just full, wrapped
+def test_direction_equals_the_two_loop_recursion(steps: int) -> None:
+    torch.manual_seed(steps)
+    x = torch.zeros(12, dtype=torch.float64, requires_grad=True)
+    opt = LBFGS([x], history_size=5)
+    run(opt, x, steps)
+    state = opt.state[x]
+    k, m, head = state["count"], 5, state["head"]
+    assert k == min(steps - 1, m) and (steps < 13 or head == 2)
+    first = head if k == m else 0
+    slots = [(first + j) % m for j in range(k)]
+    pairs = [(state["w"][i], state["w"][m + i]) for i in slots]
+    g = torch.randn(12, dtype=torch.float64)
+    expected = two_loop_direction(pairs, g, state["h_diag"])
+    assert torch.allclose(opt.direction(g), expected, rtol=1e-9, atol=1e-12)

@@ -86,7 +86,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
     if dtype is None:
         yield
     else:
-        with torch.autocast(device.type, dtype=dtype):
+        # No cast cache: each weight is cast once per step anyway, and a CUDA graph
+        # capture must not hold casts made outside it.
+        with torch.autocast(device.type, dtype=dtype, cache_enabled=False):
             yield
 
 

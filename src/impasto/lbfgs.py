@@ -1,7 +1,7 @@
 """L-BFGS for one image tensor: one loss evaluation per step, no line search.
 
 The algorithm of ``torch.optim.LBFGS`` (and of the reference implementations, whose
-``optim.lbfgs`` it was ported from) with ``max_iter=1``, with two changes:
+``optim.lbfgs`` it was ported from) with ``max_iter=1``, with three changes:
 
 * **The first step.** torch scales the first gradient step to ``1 / sum|g|``, which
   for an image moves each pixel by about 1e-5 of a grey level. Every later step is
@@ -14,10 +14,19 @@ The algorithm of ``torch.optim.LBFGS`` (and of the reference implementations, wh
   enough not to overshoot. On the test images (tests/test_precision.py and four
   photo/painting pairs at 96-128 px) this gave the lowest final loss of 1, 3 and 10
   grey levels, in float32 (0-3% below torch's first step) as in bf16.
-* **The history** lives in two preallocated (m, pixels) buffers used as a ring, so
+* **The history** lives in one preallocated (2m, pixels) buffer used as a ring, so
   a long run neither allocates two new image-sized vectors per step nor fragments
   the heap (with torch's lists the resident memory grew by 0.3 GB over 500 steps
   at 512 px).
+* **The direction** -H g comes from the compact form of Byrd, Nocedal & Schnabel
+  (1994, Theorem 2.2) instead of the two-loop recursion: the same product in exact
+  arithmetic, formed with four matrix-vector products over the history and two
+  triangular solves of size m, instead of 4m dot products and updates. On an H100
+  at 512 px with 50 pairs it takes 0.85 ms against the two-loop's 3.7 ms of ~200
+  small kernels, which was more than the rest of a step there. On a 2-core CPU the
+  whole L-BFGS step costs about the same as with the two-loop (35-45 ms at 512 px:
+  the direction is faster, updating the products with each new pair costs that
+  back).
 """
 
 from __future__ import annotations
@@ -55,47 +64,30 @@ class LBFGS(torch.optim.Optimizer):
         state = self.state[x]
         m = group["history_size"]
         if not state:
-            n = g.numel()
-            state["s"] = g.new_zeros(m, n)
-            state["y"] = g.new_zeros(m, n)
-            state["rho"] = g.new_zeros(m)
-            state["count"] = 0  # pairs stored (at most m)
-            state["head"] = 0  # where the next pair goes
+            state["w"] = g.new_zeros(2 * m, g.numel())  # rows: s_0 .. s_m-1, y_0 .. y_m-1
+            state["sy"] = g.new_zeros(m, m)  # sy[i, j] = s_i . y_j
+            state["yy"] = g.new_zeros(m, m)  # yy[i, j] = y_i . y_j
+            state["count"] = 0  # pairs stored; slots 0 .. count-1 until the ring is full
+            state["head"] = 0  # the slot the next pair goes to
             state["h_diag"] = 1.0
-        elif "prev_g" in state:
-            s, y = state["prev_s"], g - state["prev_g"]
-            ys = float(y.dot(s))
+        if "prev_g" in state:
+            s, y = state["prev_s"], state["prev_g"].neg_().add_(g)
+            # One wait for the device per step for all three numbers.
+            ys, yy, largest = torch.stack([y.dot(s), y.dot(y), g.abs().max()]).tolist()
             if ys > 1e-10:  # skip pairs that would break positive definiteness
-                head = state["head"]
-                state["s"][head].copy_(s)
-                state["y"][head].copy_(y)
-                state["rho"][head] = 1.0 / ys
-                state["head"] = (head + 1) % m
-                state["count"] = min(state["count"] + 1, m)
-                state["h_diag"] = ys / float(y.dot(y))
-        largest = float(g.abs().max())
+                self._store(state, s, y, m)
+                state["h_diag"] = ys / yy
+        else:
+            largest = float(g.abs().max())
         if not math.isfinite(largest) or largest <= 1e-7:
             # The caller reports a NaN; a vanishing gradient needs no step. No step
             # is taken, so no curvature pair spans this evaluation.
             state.pop("prev_g", None)
             return loss
 
-        # Two-loop recursion over the stored pairs, newest first: d = -H g. The
-        # coefficients stay tensors (addcmul_) so that a GPU never waits on them.
-        s_hist, y_hist, rho = state["s"], state["y"], state["rho"]
-        order = [(state["head"] - 1 - k) % m for k in range(state["count"])]
-        q = g.neg()
-        alpha = {}
-        for i in order:
-            alpha[i] = rho[i] * s_hist[i].dot(q)
-            q.addcmul_(y_hist[i], alpha[i], value=-1)
-        d = q.mul_(state["h_diag"])
-        for i in reversed(order):
-            beta = rho[i] * y_hist[i].dot(d)
-            d.addcmul_(s_hist[i], alpha[i] - beta)
-
-        if float(g.dot(d)) > -1e-12:  # not a descent direction: start afresh
-            state["count"], state["h_diag"] = 0, 1.0
+        d = self.direction(g)
+        if not float(g.dot(d)) < -1e-12:  # not a descent direction: start afresh
+            state["count"], state["head"], state["h_diag"] = 0, 0, 1.0
             d = g.neg()
         # With no curvature known (the first step, or a restart) the step is measured.
         t = min(group["lr"], group["first_step"] / largest) if state["count"] == 0 else group["lr"]
@@ -104,3 +96,51 @@ class LBFGS(torch.optim.Optimizer):
         state["prev_s"] = step
         state["prev_g"] = g.clone()
         return loss
+
+    @staticmethod
+    def _store(state: dict, s: torch.Tensor, y: torch.Tensor, m: int) -> None:
+        """Put the pair (s, y) in the ring and update the products with the other pairs."""
+        w, sy, yy, head = state["w"], state["sy"], state["yy"], state["head"]
+        w[head].copy_(s)
+        w[m + head].copy_(y)
+        col = torch.mv(w, y)  # s_i . y and y_i . y for every slot i
+        sy[:, head] = col[:m]
+        yy[:, head] = col[m:]
+        yy[head, :] = col[m:]
+        sy[head, :] = torch.mv(w[m:], s)  # s . y_j
+        state["head"] = (head + 1) % m
+        state["count"] = min(state["count"] + 1, m)
+
+    @torch.no_grad()
+    def direction(self, g: torch.Tensor) -> torch.Tensor:
+        """-H g for a flat gradient ``g``, H being the current inverse-Hessian estimate.
+
+        With the pairs in time order as the columns of S and Y, R the upper triangle
+        of S^T Y, D its diagonal and H_0 = gamma I (Byrd, Nocedal & Schnabel 1994):
+
+            H g = gamma g + S p - gamma Y u,   u = R^-1 S^T g,
+            p = R^-T ((D + gamma Y^T Y) u - gamma Y^T g).
+        """
+        state = self.state[self.param_groups[0]["params"][0]]
+        k, gamma = state["count"], state["h_diag"]
+        if k == 0:
+            return g.neg()
+        m = self.param_groups[0]["history_size"]
+        s_rows, y_rows = state["w"][:k], state["w"][m : m + k]
+        # Slots in time order: 0 .. k-1 until the ring is full, then from the head on.
+        first = state["head"] if k == m else 0
+        order = torch.tensor([(first + j) % m for j in range(k)], device=g.device)
+        # The m-sized algebra in float64 (float32 where the device has no float64).
+        small = torch.float32 if g.device.type == "mps" else torch.float64
+        sy = state["sy"][:k, :k][order][:, order].to(small)
+        yy = state["yy"][:k, :k][order][:, order].to(small)
+        a = torch.mv(s_rows, g)[order].to(small)
+        b = torch.mv(y_rows, g)[order].to(small)
+        r = sy.triu()
+        u = torch.linalg.solve_triangular(r, a[:, None], upper=True)[:, 0]
+        z = sy.diagonal() * u + gamma * torch.mv(yy, u) - gamma * b
+        p = torch.linalg.solve_triangular(r.T, z[:, None], upper=False)[:, 0]
+        coef_s = torch.empty_like(p).index_copy_(0, order, p).to(g.dtype)
+        coef_y = torch.empty_like(u).index_copy_(0, order, -gamma * u).to(g.dtype)
+        hg = torch.mv(s_rows.T, coef_s).addmv_(y_rows.T, coef_y).add_(g, alpha=gamma)
+        return hg.neg_()

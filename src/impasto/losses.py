@@ -111,12 +111,10 @@ class LossTerms:
     total: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
-        return {
-            "content": self.content.item(),
-            "style": self.style.item(),
-            "tv": self.tv.item(),
-            "total": self.total.item(),
-        }
+        # One transfer for all four: on a GPU each .item() waits for the device.
+        terms = (self.content, self.style, self.tv, self.total)
+        content, style, tv, total = torch.stack([t.detach().float() for t in terms]).tolist()
+        return {"content": content, "style": style, "tv": tv, "total": total}
 
 
 class GatysLoss(nn.Module):
@@ -187,8 +185,9 @@ class GatysLoss(nn.Module):
             ]
 
     @property
-    def layers(self) -> set[str]:
-        return set(self.content_layers).union(*self.style_layer_sets)
+    def layers(self) -> tuple[str, ...]:
+        # A tuple, not a set: torch.compile (2.11) failed to trace set(a_set) in forward.
+        return tuple(sorted(set(self.content_layers).union(*self.style_layer_sets)))
 
     def forward(self, image: torch.Tensor) -> LossTerms:
         zero = image.new_zeros(())

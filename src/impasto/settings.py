@@ -270,7 +270,16 @@ class Settings:
     )
     threads: int = _opt(0, "CPU threads (0 = one per physical core)", metavar="N", group="machine")
     compile: bool = _opt(
-        False, "compile the network with torch.compile (can help on GPUs)", group="machine"
+        False,
+        "compile the network with torch.compile (measured slower than the default CUDA "
+        "graphs on an H100: 12 against 4.2 ms per iteration at 512 px)",
+        group="machine",
+    )
+    cuda_graphs: bool = _opt(
+        True,
+        "on CUDA GPUs, replay each step's kernels as one CUDA graph (launching them one "
+        "by one from Python costs more than running them at 512 px)",
+        group="machine",
     )
     weights: str = _opt(
         "default",

@@ -22,7 +22,8 @@ from .settings import TOLERANCE_WINDOW, Settings
 
 STATE_FORMAT = "impasto-state"
 # 3: impasto's own L-BFGS (ring-buffer history) replaced torch.optim.LBFGS.
-STATE_VERSION = 3
+# 4: the L-BFGS history is one buffer with the products of its pairs (compact form).
+STATE_VERSION = 4
 
 
 def _pixels(img: Image.Image | None) -> torch.Tensor | None:
