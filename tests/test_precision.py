@@ -123,3 +123,24 @@ def test_bf16_run_on_the_cpu_matches_float32_and_scores_in_float32(examples) -> 
     rounded = score(image, content, [style], Settings(precision="bf16"))
     assert rounded["total"] == pytest.approx(exact["total"], rel=0.02)
     assert rounded["total"] != exact["total"]
+
+
+def test_a_failed_cuda_graph_capture_falls_back_to_plain_steps(examples, monkeypatch) -> None:
+    # On a GPU a capture can fail (an operation a graph cannot hold); the run must go
+    # on step by step, with one warning, to the same result. Emulated on the CPU.
+    settings = Settings(size=32, iterations=4, tolerance=0.0, seed=0, precision="fp32")
+    plain = Stylizer(*examples, settings)
+    for _ in plain.run():
+        pass
+
+    def fail(self):
+        raise RuntimeError("operation not permitted when stream is capturing\ndetails")
+
+    monkeypatch.setattr(Stylizer, "_use_graph", property(lambda self: not self._graph_failed))
+    monkeypatch.setattr(Stylizer, "_capture", fail)
+    st = Stylizer(*examples, settings)
+    with pytest.warns(UserWarning, match=r"capture failed \(operation not permitted[^\n]*\)"):
+        for _ in st.run():
+            pass
+    assert st._graph_failed and st._graph is None
+    assert [h["total"] for h in st.history] == [h["total"] for h in plain.history]

@@ -36,7 +36,7 @@ from .color import (
 from .errors import ImpastoError
 from .images import size_for
 from .lbfgs import LBFGS
-from .losses import GatysLoss
+from .losses import GatysLoss, LossTerms
 from .results import Progress, StylizeResult
 from .settings import TOLERANCE_WINDOW, VGG19_LAYERS, Settings
 from .vgg import VGG19Features
@@ -264,7 +264,7 @@ class Stylizer:
         self._recent: deque[float] = deque(maxlen=TOLERANCE_WINDOW + 1)
         self.converged = False
         # A CUDA graph of one evaluation at this scale, captured at its first step.
-        self._graph: tuple[torch.cuda.CUDAGraph, Any] | None = None
+        self._graph: tuple[torch.cuda.CUDAGraph, LossTerms] | None = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         s = self.settings
@@ -277,7 +277,7 @@ class Stylizer:
         return torch.optim.Adam([self.x], lr=lr, betas=(s.beta1, s.beta2), eps=s.epsilon)
 
     # --- the loop -----------------------------------------------------------------
-    def _losses(self) -> Any:
+    def _losses(self) -> LossTerms:
         # The loss is that of the image as it will be saved, clipped to 0-255: values
         # outside would be scored but never shown. (A deviation from the reference,
         # which clips only the output; it lowers the loss of the saved image.) The
@@ -288,9 +288,8 @@ class Stylizer:
             return self.loss_fn(clipped)
 
     def _evaluate(self) -> torch.Tensor:
-        if self._use_graph:
-            terms = self._replay()
-        else:
+        terms = self._replay() if self._use_graph else None
+        if terms is None:
             self.optimizer.zero_grad(set_to_none=True)
             terms = self._losses()
             # Backward even from a NaN loss: checking first would make a GPU wait
@@ -305,13 +304,14 @@ class Stylizer:
     def _use_graph(self) -> bool:
         return self.settings.cuda_graphs and self.device.type == "cuda" and not self._graph_failed
 
-    def _replay(self) -> Any:
-        """One evaluation (loss and gradient) replayed from a CUDA graph.
+    def _replay(self) -> LossTerms | None:
+        """One evaluation (loss and gradient) replayed from a CUDA graph; None if
+        the graph could not be captured (the caller then evaluates step by step).
 
         At 512 px a step's ~300 kernels take less time to run on a large GPU than to
-        launch one by one from Python: replaying them as one graph made a step about
-        three times faster on an H100 (benchmarks/results/gpu.md). The graph reads the
-        iterate and writes its gradient in place, so the optimiser works unchanged.
+        launch one by one from Python: replaying them as one graph made a step twice
+        as fast on an H100 (8.1 to 4.2 ms, benchmarks/results/gpu.md). The graph reads
+        the iterate and writes its gradient in place, so the optimiser is unchanged.
         """
         if self._graph is None:
             try:
@@ -323,15 +323,12 @@ class Stylizer:
                     "running without (--no-cuda-graphs avoids this message)",
                     stacklevel=2,
                 )
-                self.optimizer.zero_grad(set_to_none=True)
-                terms = self._losses()
-                terms.total.backward()
-                return terms
+                return None
         graph, terms = self._graph
         graph.replay()
         return terms
 
-    def _capture(self) -> tuple[torch.cuda.CUDAGraph, Any]:
+    def _capture(self) -> tuple[torch.cuda.CUDAGraph, LossTerms]:
         # Warm-up evaluations on a side stream first, as PyTorch requires: cuDNN picks
         # its kernels and the allocator settles. They leave the iterate unchanged.
         side = torch.cuda.Stream(self.device)

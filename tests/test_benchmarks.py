@@ -1,0 +1,49 @@
+"""The benchmark scripts still run (tiny sizes on the CPU): they are not tests, but
+they must not rot between the sessions that have the hardware to run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+pytestmark = pytest.mark.slow
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def test_gpu_check_dry_run_writes_its_report(tmp_path: Path) -> None:
+    skip = "paper-bf16-compile,default-2048,paper-2048,paper-2048-nchw,paper-fp16"
+    done = run_script(
+        str(BENCHMARKS / "gpu.py"), "--dry-run", "--out", str(tmp_path), "--skip", skip
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    checks = {r.get("check") or r.get("run"): r for r in report["results"]}
+    # The compact L-BFGS direction agrees with the two-loop recursion it replaced.
+    assert checks["lbfgs_direction"]["relative_difference"] < 1e-5
+    assert checks["paper-bf16"]["iterations"] == 3
+    assert "| paper-fp32 |" in (tmp_path / "gpu.md").read_text()
+
+
+def test_starts_comparison_reports_every_strategy(tmp_path: Path) -> None:
+    out = tmp_path / "starts.json"
+    done = run_script(
+        str(BENCHMARKS / "starts.py"),
+        *("--size", "64", "--iterations", "3", "--coarse", "2", "--device", "cpu"),
+        *("--target", "1e12", "--out", str(out)),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["start"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"photo", "matched", "coarse-2", "residual-2", "noise"}
+    # Every start is below a target of 1e12 at once; the coarse ones after their cost.
+    assert rows["photo"]["units_to_target"] == 1
+    assert rows["coarse-2"]["units_to_target"] == pytest.approx(2 * 0.27 + 1)
