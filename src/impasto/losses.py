@@ -166,6 +166,9 @@ class GatysLoss(nn.Module):
         # The layers (and their weights) that each style drives.
         per_style = style_layers_per_style or [style_layers] * n
         self.style_layer_sets = [dict(w) for w in per_style] if style_weight > 0 else []
+        # Every layer the loss reads, fixed from here on. A tuple, not a set:
+        # torch.compile (2.11) failed to trace set(a_set) in the network's forward.
+        self.layers = tuple(sorted(set(self.content_layers).union(*self.style_layer_sets)))
         content_masks = content_masks or [None] * n
         style_masks = style_masks or [None] * n
         self.guided = style_layers_per_style is not None or any(
@@ -183,11 +186,6 @@ class GatysLoss(nn.Module):
                 _style_grams(net, s, layers, mask)
                 for s, layers, mask in zip(styles, self.style_layer_sets, style_masks)
             ]
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        # A tuple, not a set: torch.compile (2.11) failed to trace set(a_set) in forward.
-        return tuple(sorted(set(self.content_layers).union(*self.style_layer_sets)))
 
     def forward(self, image: torch.Tensor) -> LossTerms:
         zero = image.new_zeros(())
