@@ -47,3 +47,22 @@ def test_starts_comparison_reports_every_strategy(tmp_path: Path) -> None:
     # Every start is below a target of 1e12 at once; the coarse ones after their cost.
     assert rows["photo"]["units_to_target"] == 1
     assert rows["coarse-2"]["units_to_target"] == pytest.approx(2 * 0.27 + 1)
+
+
+def test_optimizer_comparison_matches_impasto_and_runs_every_variant(tmp_path: Path) -> None:
+    out = tmp_path / "optimizers.json"
+    variants = ("m50", "twoloop", "diag", "color", "lowpass3x1", "lr1.2")
+    done = run_script(
+        str(BENCHMARKS / "optimizers.py"),
+        *("--size", "48", "--iterations", "12", "--reference-iterations", "12"),
+        *("--device", "cpu", "--precision", "fp32", "--out", str(out)),
+        *("--variants", *variants),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    rows = {r["variant"]: r for r in report["rows"]}
+    assert tuple(rows) == variants
+    # With the identity as initial matrix the script's two-loop recursion is
+    # impasto's L-BFGS: the same losses, step for step, to rounding.
+    assert rows["twoloop"]["final"] == pytest.approx(rows["m50"]["final"], rel=1e-4)
+    assert all(r["final"] < 0.9 * r["first"] for r in rows.values()), rows

@@ -103,7 +103,8 @@ def test_bf16_lbfgs_from_the_content_image_converges(examples) -> None:
 
 def test_bf16_run_on_the_cpu_matches_float32_and_scores_in_float32(examples) -> None:
     content, style = examples
-    common = dict(size=48, iterations=15, seed=3, tolerance=0.0)
+    # On the CPU even where a GPU is present (device auto would pick it).
+    common = dict(size=48, iterations=15, seed=3, tolerance=0.0, device="cpu")
     results = {}
     for precision in ("fp32", "bf16"):
         st = Stylizer(content, [style], Settings(precision=precision, **common))
@@ -117,10 +118,10 @@ def test_bf16_run_on_the_cpu_matches_float32_and_scores_in_float32(examples) -> 
     assert bf16 == pytest.approx(fp32, rel=0.15)
     # `score` defaults to float32 whatever the run used: the same image scores the same.
     image = results["bf16"].image
-    auto = score(image, content, [style], Settings())
-    exact = score(image, content, [style], Settings(precision="fp32"))
+    auto = score(image, content, [style], Settings(device="cpu"))
+    exact = score(image, content, [style], Settings(device="cpu", precision="fp32"))
     assert auto == exact
-    rounded = score(image, content, [style], Settings(precision="bf16"))
+    rounded = score(image, content, [style], Settings(device="cpu", precision="bf16"))
     assert rounded["total"] == pytest.approx(exact["total"], rel=0.02)
     assert rounded["total"] != exact["total"]
 
@@ -144,3 +145,28 @@ def test_a_failed_cuda_graph_capture_falls_back_to_plain_steps(examples, monkeyp
             pass
     assert st._graph_failed and st._graph is None
     assert [h["total"] for h in st.history] == [h["total"] for h in plain.history]
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ),
+    ],
+)
+def test_gram_backward_for_bf16_features_matches_float32(device: str) -> None:
+    # The backward's product runs in bf16 for bf16 features: its gradient must agree
+    # with the float32 one to about bf16's rounding, not just in sign.
+    torch.manual_seed(0)
+    f32 = torch.randn(2, 16, 300, device=device).requires_grad_(True)
+    f16 = f32.detach().bfloat16().requires_grad_(True)
+    target = torch.randn(2, 16, 16, device=device)
+    for f in (f32, f16):
+        ((gram_product(f, 300.0) - target) ** 2).sum().backward()
+    assert f16.grad is not None and f32.grad is not None
+    assert f16.grad.dtype == torch.bfloat16
+    err = (f16.grad.float() - f32.grad).norm() / f32.grad.norm()
+    assert 0 < err < 1e-2
