@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -121,6 +122,47 @@ def configure_threads(threads: int) -> None:
         torch.set_num_threads(threads)
     elif "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(physical_cores())
+
+
+def _libc_function(name: str) -> Callable[..., int] | None:
+    """A function of the C library this process uses; None where there is none (Windows)
+    or it lacks ``name`` (macOS, musl: no mallopt)."""
+    try:
+        return getattr(ctypes.CDLL(None), name, None)
+    except (OSError, TypeError):
+        return None
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed memory for large tensors instead of returning it at once.
+
+    glibc gives each allocation above its mmap threshold (at most 32 MiB) its own
+    mmap() and unmaps it on free. A step at 512 px allocates and frees several
+    float32 tensors of 50 MB (the first layer's features and their gradients), so
+    every step touched ~290 MB of new pages: on the 2-core CPU 72,000 page faults
+    and 0.13-0.19 s of kernel time per step, 12-15% of its wall time. With the
+    thresholds raised the same memory is reused from step to step (under 1 fault
+    per step; peak resident memory 1.21 instead of 1.17 GB). The setting is
+    process-wide, like the thread count; :func:`release_freed_memory` hands the
+    memory back after a run. Returns whether glibc accepted it.
+    """
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    # Older glibc refuses an mmap threshold above 32 MiB: then at least that.
+    mmap_ok = any(mallopt(_M_MMAP_THRESHOLD, v) == 1 for v in (1 << 30, 32 << 20))
+    return bool(mmap_ok and mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1)
+
+
+def release_freed_memory() -> None:
+    """Return the C heap's free memory to the system (after a run; glibc only)."""
+    trim = _libc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def peak_memory_bytes(device: torch.device) -> int:

@@ -114,6 +114,7 @@ class Stylizer:
         self.autocast_dtype = self.amp_dtype if self.device.type != "cpu" else None
         if self.device.type == "cpu":
             devices.configure_threads(settings.threads)
+            devices.keep_freed_memory()
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes per scale: pick fastest kernels
 
@@ -414,6 +415,8 @@ class Stylizer:
             self.oom_message = str(e).splitlines()[0]
         finally:
             self.run_seconds = time.perf_counter() - start
+            if self.device.type == "cpu":
+                devices.release_freed_memory()  # kept for reuse during the run
 
     def _progress(self) -> Progress:
         w, h = size_for(self.content_image, self.sizes[self.scale])
