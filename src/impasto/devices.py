@@ -143,10 +143,11 @@ def keep_freed_memory() -> bool:
     glibc gives each allocation above its mmap threshold (at most 32 MiB) its own
     mmap() and unmaps it on free. A step at 512 px allocates and frees several
     float32 tensors of 50 MB (the first layer's features and their gradients), so
-    every step touched ~290 MB of new pages: on the 2-core CPU 72,000 page faults
-    and 0.13-0.19 s of kernel time per step, 12-15% of its wall time. With the
-    thresholds raised the same memory is reused from step to step (under 1 fault
-    per step; peak resident memory 1.21 instead of 1.17 GB). The setting is
+    every step touched ~290 MB of new pages: on the 2-core CPU 72,000-80,000 page
+    faults and 0.13-0.19 s of kernel time per bf16 step (119,000 and 0.28 s in
+    float32), and steps took 10-15% longer. With the thresholds raised the same
+    memory is reused from step to step (under 100 faults per step over 150 steps;
+    peak resident memory within 0.05 GB of what it was). The setting is
     process-wide, like the thread count; :func:`release_freed_memory` hands the
     memory back after a run. Returns whether glibc accepted it.
     """
