@@ -66,3 +66,21 @@ def test_optimizer_comparison_matches_impasto_and_runs_every_variant(tmp_path: P
     # impasto's L-BFGS: the same losses, step for step, to rounding.
     assert rows["twoloop"]["final"] == pytest.approx(rows["m50"]["final"], rel=1e-4)
     assert all(r["final"] < 0.9 * r["first"] for r in rows.values()), rows
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_a_runs_peak_memory_is_its_own_not_the_parents() -> None:
+    # Linux carries a parent's peak resident memory over into its child's ru_maxrss
+    # at exec; the benchmark's runs must report only their own.
+    ballast = bytearray(300 << 20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page
+    code = (
+        f"import sys, resource; sys.path.insert(0, {str(BENCHMARKS)!r}); import bench; "
+        "inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10; "
+        "print(bench.own_peak_rss() >> 20, inherited)"
+    )
+    done = run_script("-c", code)
+    del ballast
+    own, inherited = map(int, done.stdout.split())
+    assert inherited >= 300  # what ru_maxrss would have reported
+    assert 0 < own < 150
