@@ -13,6 +13,8 @@ the optimiser sees (the run's precision), the same for every variant.
 Variants (all one evaluation per step, no line search):
 
 - m<N>: impasto's L-BFGS with a history of N pairs (the default is 50);
+- twoloop: the two-loop recursion with gamma * I, which is impasto's direction in
+  another form (a check of this script);
 - diag: the two-loop recursion with a diagonal initial matrix from the
   Gilbert & Lemarechal (1989) update instead of a multiple of the identity;
 - color: initial matrix gamma * C per pixel, C the photo's RGB covariance
@@ -82,6 +84,8 @@ class TwoLoop(LBFGS):
 class Diagonal(TwoLoop):
     """Initial matrix diag(1 / b), b updated by the diagonal projection of BFGS."""
 
+    b: torch.Tensor | None = None
+
     def observe(self, s: torch.Tensor, y: torch.Tensor) -> None:
         ys = float(y.dot(s))
         if self.b is None:
@@ -132,7 +136,6 @@ def make(variant: str, st: impasto.Stylizer) -> torch.optim.Optimizer:
         opt: TwoLoop = TwoLoop([x], history_size=50)
     elif variant == "diag":
         opt = Diagonal([x], history_size=50)
-        opt.b = None
     elif variant == "color":
         opt = Colour([x], x.detach().clone(), history_size=50)
     elif variant.startswith("lowpass"):
