@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -196,28 +195,10 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     )
     assert proc.stdout is not None
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    status = proc.wait()
     if status != 0:
         raise SystemExit(f"benchmark run {spec['name']} failed (status {status})")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_bytes"] = result["peak_rss_bytes"] or usage.ru_maxrss * 1024
-    return result
-
-
-def own_peak_rss() -> int:
-    """Peak resident memory of this process since it started its program (Linux).
-
-    Not ru_maxrss: Linux carries the parent's peak over into a child's at exec, so
-    every run would be reported at least as large as this script's own peak (up to
-    0.9 GB after it counted the FLOPs at 512 px). VmHWM belongs to this program's
-    memory alone. 0 where /proc is missing; the caller then falls back to ru_maxrss.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            line = next(x for x in f if x.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return 0
-    return int(line.split()[1]) * 1024
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -349,7 +330,13 @@ def main() -> None:
     if args.child:
         spec = json.loads(args.child)
         result = (child_pastiche if spec["tool"] == "pastiche" else child_impasto)(spec)
-        result["peak_rss_bytes"] = own_peak_rss()
+        # Measured here, in the run's own process: the parent's view of a child's
+        # peak (wait4's ru_maxrss) would include this script's own peak.
+        import torch
+
+        from impasto.devices import peak_memory_bytes
+
+        result["peak_rss_bytes"] = peak_memory_bytes(torch.device("cpu"))
         print(json.dumps(result))
         return
 

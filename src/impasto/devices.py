@@ -167,9 +167,21 @@ def release_freed_memory() -> None:
 
 
 def peak_memory_bytes(device: torch.device) -> int:
-    """Peak GPU memory on CUDA; peak resident memory of the process elsewhere."""
+    """Peak GPU memory on CUDA; peak resident memory of the process elsewhere.
+
+    On Linux the high-water mark of this program's own memory (``VmHWM``), not
+    ``ru_maxrss``: Linux carries a parent's peak over into its child's ru_maxrss at
+    exec, so a run started from a large process (a benchmark script that had just
+    counted FLOPs at 512 px: 920 MiB) would be reported at least that large.
+    """
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
+    try:
+        with open("/proc/self/status") as f:
+            line = next(x for x in f if x.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass  # no /proc (macOS, Windows)
     try:
         import resource
 
