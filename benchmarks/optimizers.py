@@ -40,6 +40,7 @@ from impasto.lbfgs import LBFGS
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import starts  # noqa: E402
 from bench import default_images  # noqa: E402
 
 
@@ -171,17 +172,15 @@ def main() -> None:
     content, style = default_images()
 
     def stylizer(iterations: int, initial: str) -> impasto.Stylizer:
-        settings = impasto.Settings(
-            size=args.size,
-            iterations=iterations,
-            tolerance=0.0,
-            seed=0,
-            scales=1,
+        return starts.stylizer(
+            content,
+            style,
+            args.size,
+            iterations,
+            args.device,
             initial=initial,
-            device=args.device,
             precision=args.precision,
         )
-        return impasto.Stylizer(content, style, settings, _start=False)
 
     ref, ref_s = curve(stylizer(args.reference_iterations, "noise"), None)
     target = ref[-1]
