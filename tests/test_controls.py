@@ -12,7 +12,8 @@ from PIL import Image, ImageOps
 
 import impasto
 from impasto.cli import build_parser, settings_from_args
-from impasto.color import (
+from impasto.errors import SettingsError
+from impasto.loss.color import (
     ColorTransform,
     color_statistics,
     combine_luminance,
@@ -24,11 +25,10 @@ from impasto.color import (
     preserve_colors,
     rgb_to_yiq,
 )
-from impasto.errors import SettingsError
-from impasto.guidance import layer_masks, mask_tensor, masked_gram
-from impasto.losses import GatysLoss, gram_matrix
+from impasto.loss.gatys import GatysLoss, gram_matrix
+from impasto.loss.guidance import layer_masks, mask_tensor, masked_gram
+from impasto.model.vgg import VGG19Features
 from impasto.settings import Settings
-from impasto.vgg import VGG19Features
 
 # --- helpers ---------------------------------------------------------------------------
 

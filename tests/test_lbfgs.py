@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from impasto.lbfgs import LBFGS
+from impasto.optim.lbfgs import LBFGS
 
 
 def quadratic(x: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from helpers import random_vgg_weights
 
-from impasto.losses import GatysLoss, content_loss, gram_matrix, style_loss, tv_loss
-from impasto.vgg import VGG19Features
-from impasto.weights import VGGWeights
+from impasto.loss.gatys import GatysLoss, content_loss, gram_matrix, style_loss, tv_loss
+from impasto.model.vgg import VGG19Features
+from impasto.model.weights import VGGWeights
 
 
 def test_gram_matrix_by_hand() -> None:

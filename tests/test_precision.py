@@ -12,10 +12,10 @@ from helpers import random_vgg_weights
 
 from impasto import devices
 from impasto.errors import SettingsError
-from impasto.gram import gram_product
+from impasto.loss.gram import gram_product
+from impasto.model.vgg import VGG19Features
 from impasto.optimize import Stylizer, score
 from impasto.settings import Settings
-from impasto.vgg import VGG19Features
 
 CPU = torch.device("cpu")
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import impasto
 from impasto import devices
-from impasto.state import load_state, save_state
+from impasto.run.state import load_state, save_state
 
 pytestmark = pytest.mark.slow
 

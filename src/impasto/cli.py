@@ -196,7 +196,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
-    from .files import atomic_file
+    from .io.files import atomic_file
 
     with atomic_file(path) as f:
         f.write(json.dumps(data, indent=2).encode() + b"\n")
@@ -209,7 +209,7 @@ def _fmt(x: float) -> str:
 def run_stylize(
     args: argparse.Namespace, content: Any, styles: list[Any], settings: Settings
 ) -> int:
-    from . import images
+    from .io import images
     from .optimize import Stylizer
 
     output = images.check_output_path(args.output, overwrite=args.overwrite)
@@ -220,8 +220,8 @@ def run_stylize(
 
 def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
     """Run with a progress bar; on Ctrl-C or SIGTERM keep the best image and the state."""
-    from . import images
-    from .state import save_state
+    from .io import images
+    from .run.state import save_state
 
     s = stylizer.settings
     sizes = " > ".join(str(n) for n in stylizer.sizes)
@@ -327,7 +327,7 @@ def state_path(output: Path) -> Path:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from .state import load_state
+    from .run.state import load_state
 
     stylizer, extra = load_state(args.state, device=args.device)
     output = Path(args.output or extra.get("output") or "")
@@ -380,8 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .metadata import read_provenance
-    from .weights import sha256_file
+    from .io.files import sha256_file
+    from .io.metadata import read_provenance
 
     data = read_provenance(args.image)
     settings = Settings.from_dict(data["settings"], strict=False)

@@ -24,8 +24,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import devices, guidance, images
-from .color import (
+from . import devices
+from .errors import ImpastoError
+from .io import images
+from .io.images import size_for
+from .loss import guidance
+from .loss.color import (
     ColorTransform,
     grey_transform,
     histogram_transform,
@@ -33,14 +37,12 @@ from .color import (
     preserve_colors,
     recombine_luminance,
 )
-from .errors import ImpastoError
-from .images import size_for
-from .lbfgs import LBFGS
-from .losses import GatysLoss, LossTerms
+from .loss.gatys import GatysLoss, LossTerms
+from .model.vgg import VGG19Features
+from .model.weights import load_weights
+from .optim.lbfgs import LBFGS
 from .results import Progress, StylizeResult
 from .settings import TOLERANCE_WINDOW, VGG19_LAYERS, Settings
-from .vgg import VGG19Features
-from .weights import load_weights
 
 ImageInput = str | os.PathLike | Image.Image
 

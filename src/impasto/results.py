@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import os
@@ -11,8 +12,39 @@ from typing import Any
 
 from PIL import Image
 
-from . import images, metadata
+from .io import images, metadata
 from .settings import Settings
+
+
+class StopReason(str, enum.Enum):
+    """Why a run ended. The value is what reports and the web API show."""
+
+    DONE = "done"  # every planned iteration ran
+    CONVERGED = "converged"  # the loss stopped improving (see --tolerance)
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM; the state can be resumed
+    CANCELLED = "cancelled"  # a web job cancelled by its client
+    NAN = "nan"  # the loss became NaN or infinite
+    OOM = "oom"  # the device ran out of memory
+
+    @property
+    def failed(self) -> bool:
+        """The run could not go on; the best image so far was kept."""
+        return self in (StopReason.NAN, StopReason.OOM)
+
+    def message(self, iterations: int, detail: str | None = None) -> str:
+        """One line for the user, without paths: what happened and what to change."""
+        what = {
+            StopReason.DONE: f"finished {iterations} iterations",
+            StopReason.CONVERGED: f"converged after {iterations} iterations",
+            StopReason.INTERRUPTED: f"interrupted after {iterations} iterations",
+            StopReason.CANCELLED: f"cancelled after {iterations} iterations",
+            StopReason.NAN: f"the loss became NaN or infinite after {iterations} iterations "
+            "(lower the learning rate or the loss weights, or use fp32 precision)",
+            StopReason.OOM: "ran out of memory"
+            + (f" ({detail})" if detail else "")
+            + "; try a smaller size",
+        }[self]
+        return what
 
 
 @dataclass

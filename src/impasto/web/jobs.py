@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from .. import images
 from ..errors import ImpastoError
+from ..io import images
 from ..settings import Settings
 from .config import ServerConfig
 from .uploads import remove_tree

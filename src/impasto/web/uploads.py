@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from .. import images
 from ..errors import ImageError
+from ..io import images
 
 # Formats people upload; PIL can read many more, but every extra decoder is attack surface.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import images
-from .errors import SettingsError
+from ..errors import SettingsError
+from ..io import images
+from ..settings import VGG19_LAYERS
 from .gram import gram_product, wide
-from .settings import VGG19_LAYERS
 
 
 def load_mask(path: str | os.PathLike[str]) -> Image.Image:

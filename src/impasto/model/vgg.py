@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .errors import SettingsError
-from .settings import VGG19_LAYERS
+from ..errors import SettingsError
+from ..settings import VGG19_LAYERS
 from .weights import VGGWeights
 
 

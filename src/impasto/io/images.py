@@ -27,7 +27,7 @@ from PIL import (
     UnidentifiedImageError,
 )
 
-from .errors import ImageError
+from ..errors import ImageError
 from .files import atomic_file
 
 OUTPUT_FORMATS = {

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import WeightsError
-from .settings import VGG19_BLOCKS
+from ..errors import WeightsError
+from ..settings import VGG19_BLOCKS
 from .weights import (
     CAFFE,
     CONV_LAYERS,

@@ -9,8 +9,8 @@ from typing import Any
 
 from PIL import Image
 
-from .errors import ImageError
-from .weights import sha256_file
+from ..errors import ImageError
+from .files import sha256_file
 
 PNG_KEY = "impasto"
 

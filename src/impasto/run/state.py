@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import ImpastoError
-from .files import atomic_file
-from .optimize import Stylizer
-from .settings import TOLERANCE_WINDOW, Settings
+from ..errors import ImpastoError
+from ..io.files import atomic_file
+from ..optimize import Stylizer
+from ..settings import TOLERANCE_WINDOW, Settings
 
 STATE_FORMAT = "impasto-state"
 # 3: impasto's own L-BFGS (ring-buffer history) replaced torch.optim.LBFGS.

