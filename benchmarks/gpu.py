@@ -1,4 +1,4 @@
-"""GPU check: correctness of each precision, then the issue's timings, on one CUDA device.
+"""GPU check: correctness of each precision, then timed runs, on one CUDA device.
 
     python benchmarks/gpu.py [--out DIR] [--budget SECONDS]
 
@@ -13,7 +13,7 @@
    2048 px; the paper's setting with ``torch.compile``. Outputs are scored in float32.
 
 Prints one JSON line per measurement and a table last; writes gpu.json and gpu.md to
-benchmarks/results/ (and to --out). Targets (issue 3): 500 iterations at 512 px in
+benchmarks/results/ (and to --out). Targets: 500 iterations at 512 px in
 under 5 s on an H100, a 2048 px image in under a minute. Uses ../shared/images when
 present, else the bundled example images. Stops starting new runs after --budget s.
 """
@@ -56,7 +56,6 @@ def peak_gib() -> float:
 
 def gradient_check(content: Path, style: Path) -> list[dict]:
     """Loss and gradient at one image, on the GPU in each precision and on the CPU."""
-    from impasto.io.images import size_for
 
     size = 256 if DEVICE == "cuda" else 32
 
@@ -64,13 +63,13 @@ def gradient_check(content: Path, style: Path) -> list[dict]:
         st = impasto.Stylizer(
             content, style, impasto.Settings(size=size, seed=0, device=device, precision=precision)
         )
-        w, h = size_for(st.content_image, size)
+        w, h = st.inputs.size(size)
         gen = torch.Generator().manual_seed(1)
-        start = st._tensor(st.content_image, (w, h)).cpu() + 8 * torch.randn(
+        start = st.targets.tensor(st.inputs.content, (w, h)).cpu() + 8 * torch.randn(
             1, 3, h, w, generator=gen
         )
         st.x = start.to(st.device).requires_grad_(True)
-        with impasto.devices.autocast(st.device, st.autocast_dtype):
+        with st.machine.autocast():
             total = st.loss_fn(st.x).total
         total.backward()
         return total.item(), st.x.grad.detach().cpu().double()
@@ -185,7 +184,7 @@ def timed_run(name: str, size: int, settings: dict, content: Path, style: Path, 
         "run": name,
         "size": list(result.image.size),
         "settings": settings,
-        "precision": str(st.amp_dtype),
+        "precision": result.precision,
         "iterations": n,
         "stopped": result.stopped,
         "setup_s": round(st.setup_seconds, 2),

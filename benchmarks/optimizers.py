@@ -2,13 +2,13 @@
 
     python benchmarks/optimizers.py [--size 512] [--device cuda] [--variants ...]
 
-The time-to-quality target of issue 3 is bound by iterations at full size (every
-per-step speed-up helps the paper's setting as much as the defaults), so this
-counts iterations. First the paper's setting runs (--reference-iterations
-single-scale L-BFGS steps from noise); then every variant runs from the photo, and
-the script prints the iteration at which its best loss first fell to the paper's
-final loss, and its loss after 100, 125, 150 and 200 iterations. Losses are those
-the optimiser sees (the run's precision), the same for every variant.
+Time to quality is bound by iterations at full size (every per-step speed-up helps
+the paper's setting as much as the defaults), so this counts iterations. First the
+paper's setting runs (--reference-iterations single-scale L-BFGS steps from noise);
+then every variant runs from the photo, and the script prints the iteration at which
+its best loss first fell to the paper's final loss, and its loss after 100, 125, 150
+and 200 iterations. Losses are those the optimiser sees (the run's precision), the
+same for every variant.
 
 Variants (all one evaluation per step, no line search):
 
@@ -150,8 +150,7 @@ def make(variant: str, st: impasto.Stylizer) -> torch.optim.Optimizer:
 
 
 def curve(st: impasto.Stylizer, variant: str | None) -> tuple[list[float], float]:
-    start = st._initial_image(torch.Generator().manual_seed(0))
-    st._enter_scale(0, start)
+    st.restart(st.targets.start(st.schedule.sizes[0], torch.Generator().manual_seed(0)))
     if variant is not None:
         st.optimizer = make(variant, st)
     t = time.perf_counter()

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 
 import impasto
-from impasto.io.images import size_for
 from impasto.loss.color import histogram_transform
 
 HERE = Path(__file__).resolve().parent
@@ -41,16 +40,16 @@ def stylizer(content: Path, style: Path, size: int, iterations: int, device: str
     settings = impasto.Settings(
         size=size, iterations=iterations, tolerance=0.0, seed=0, scales=1, device=device, **kw
     )
-    return impasto.Stylizer(content, style, settings, _start=False)
+    return impasto.Stylizer(content, style, settings)
 
 
 def photo(st: impasto.Stylizer, size: int) -> torch.Tensor:
-    return st._tensor(st.content_image, size_for(st.content_image, size))
+    return st.targets.tensor(st.inputs.content, st.inputs.size(size))
 
 
 def run_from(st: impasto.Stylizer, start: torch.Tensor) -> list[float]:
     """Best loss after each iteration of ``st`` started at ``start``."""
-    st._enter_scale(0, start)
+    st.restart(start)
     return [p.best_total for p in st.run()]
 
 
@@ -59,20 +58,20 @@ def strategies(content: Path, style: Path, args: argparse.Namespace) -> list[tup
     size, its, dev = args.size, args.iterations, args.device
     st = stylizer(content, style, size, its, dev)
     full = photo(st, size)
-    w, h = size_for(st.content_image, size)
+    w, h = st.inputs.size(size)
 
     def up(t: torch.Tensor) -> torch.Tensor:
         return F.interpolate(t, size=(h, w), mode="bicubic", align_corners=False)
 
     out = [("photo", 0.0, run_from(st, full))]
-    recolor = histogram_transform(st.style_images[0], st.content_image)
+    recolor = histogram_transform(st.inputs.styles[0], st.inputs.content)
     matched = recolor.apply_tensor(full)
     out.append(("matched", 0.0, run_from(stylizer(content, style, size, its, dev), matched)))
     for n in args.coarse:
         small_st = stylizer(content, style, size // 2, n, dev)
         small = photo(small_st, size // 2)
         run_from(small_st, small)
-        result = small_st.best_x
+        result = small_st.best.x
         for name, start in (
             (f"coarse-{n}", up(result)),
             (f"residual-{n}", full + up(result - small)),

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from impasto.optimize import Stylizer
+from impasto.run.evaluate import CudaGraphEvaluator, EagerEvaluator
+from impasto.run.loop import Stylizer
 from impasto.settings import Settings
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -29,8 +30,10 @@ def test_graph_replay_follows_the_same_path_as_eager_steps(examples, precision, 
     # agree to rounding (cuDNN may pick other kernels for the two).
     graph = run(examples, precision=precision, optimizer=optimizer, cuda_graphs=True)
     eager = run(examples, precision=precision, optimizer=optimizer, cuda_graphs=False)
-    assert graph._graph is not None and not graph._graph_failed
-    assert eager._graph is None
+    assert isinstance(graph.evaluator, CudaGraphEvaluator)
+    assert graph.evaluator.graph is not None and not graph.evaluator.failed
+    assert isinstance(eager.evaluator, EagerEvaluator)
+    assert not isinstance(eager.evaluator, CudaGraphEvaluator)
     for a, b in zip(graph.history, eager.history):
         assert a["total"] == pytest.approx(b["total"], rel=2e-2)
     assert graph.history[-1]["total"] < 0.8 * graph.history[0]["total"]
@@ -38,7 +41,7 @@ def test_graph_replay_follows_the_same_path_as_eager_steps(examples, precision, 
 
 def test_graphs_are_captured_afresh_at_each_scale(examples) -> None:
     st = run(examples, size=96, scales=2, min_size=48, coarse_iterations=4)
-    assert st.scale_runs == [4, 8] and st._graph is not None
+    assert st.scale_runs == [4, 8] and st.evaluator.graph is not None
     assert st.history[-1]["total"] < st.history[4]["total"]
 
 

@@ -79,7 +79,7 @@ def test_lbfgs_history_setting_bounds_the_optimiser_memory(examples: tuple[Path,
         pass
     state = st.optimizer.state[st.x]
     assert state["w"].shape[0] == 2 * 3 and state["count"] == 3  # six steps, three remembered
-    assert st.best_total < st.history[0]["total"]
+    assert st.best.total < st.history[0]["total"]
 
 
 def test_adam_and_initial_content_and_preserve_colors(examples: tuple[Path, Path]) -> None:

@@ -11,10 +11,12 @@ import torch
 from helpers import random_vgg_weights
 
 from impasto import devices
+from impasto.api import score
 from impasto.errors import SettingsError
 from impasto.loss.gram import gram_product
 from impasto.model.vgg import VGG19Features
-from impasto.optimize import Stylizer, score
+from impasto.run import evaluate, loop
+from impasto.run.loop import Stylizer
 from impasto.settings import Settings
 
 CPU = torch.device("cpu")
@@ -100,8 +102,8 @@ def test_bf16_lbfgs_from_the_content_image_converges(examples) -> None:
     for precision in ("fp32", "bf16"):
         st = Stylizer(content, [style], Settings(precision=precision, **common))
         history = [p.losses["total"] for p in st.run()]
-        assert st.best_total < 0.05 * history[0], precision
-        best[precision] = st.best_total
+        assert st.best.total < 0.05 * history[0], precision
+        best[precision] = st.best.total
     assert best["bf16"] == pytest.approx(best["fp32"], rel=0.1)
 
 
@@ -112,7 +114,9 @@ def test_bf16_run_on_the_cpu_matches_float32_and_scores_in_float32(examples) -> 
     results = {}
     for precision in ("fp32", "bf16"):
         st = Stylizer(content, [style], Settings(precision=precision, **common))
-        assert st.net.compute_dtype == (torch.float32 if precision == "fp32" else torch.bfloat16)
+        assert st.targets.net.compute_dtype == (
+            torch.float32 if precision == "fp32" else torch.bfloat16
+        )
         for _ in st.run():
             pass
         results[precision] = st.result()
@@ -138,16 +142,21 @@ def test_a_failed_cuda_graph_capture_falls_back_to_plain_steps(examples, monkeyp
     for _ in plain.run():
         pass
 
-    def fail(self):
+    def fail(self, x):
         raise RuntimeError("operation not permitted when stream is capturing\ndetails")
 
-    monkeypatch.setattr(Stylizer, "_use_graph", property(lambda self: not self._graph_failed))
-    monkeypatch.setattr(Stylizer, "_capture", fail)
+    monkeypatch.setattr(evaluate.CudaGraphEvaluator, "capture", fail)
+    # Every evaluator of the run is a CUDA-graph one, as on a GPU.
+    monkeypatch.setattr(
+        loop,
+        "make_evaluator",
+        lambda loss, machine, graphs: evaluate.CudaGraphEvaluator(loss, machine),
+    )
     st = Stylizer(*examples, settings)
     with pytest.warns(UserWarning, match=r"capture failed \(operation not permitted[^\n]*\)"):
         for _ in st.run():
             pass
-    assert st._graph_failed and st._graph is None
+    assert st.evaluator.failed and st.evaluator.graph is None
     assert [h["total"] for h in st.history] == [h["total"] for h in plain.history]
 
 

@@ -32,6 +32,7 @@ from fastapi.testclient import TestClient
 
 from impasto import cli
 from impasto.errors import ImpastoError
+from impasto.results import StopReason
 from impasto.settings import Settings, base_type, field_types
 from impasto.web import MISSING_EXTRA, ServerConfig, create_app
 
@@ -87,7 +88,7 @@ class FakeRun:
 
 
 class FakeEngine:
-    """Stands in for impasto.optimize.Stylizer; records the settings of every job."""
+    """Stands in for impasto.run.loop.Stylizer; records the settings of every job."""
 
     def __init__(self, delay: float = 0.0, gated: bool = False, error: Exception | None = None):
         self.delay = delay
@@ -370,6 +371,48 @@ def test_a_failing_job_reports_why(tmp_path: Path, error: Exception, message: st
         assert r.status_code == 409 and "failed" in r.json()["detail"]
         # The server is still fine.
         assert client.get("/api/settings").status_code == 200
+
+
+class StoppingRun(FakeRun):
+    engine: StoppingEngine
+
+    def result(self, stopped: str | None = None) -> FakeResult:
+        result = FakeResult(self.current(), stopped or self.engine.stops)
+        result.stop_detail = self.engine.detail  # type: ignore[attr-defined]
+        return result
+
+
+class StoppingEngine(FakeEngine):
+    """An engine whose runs end for ``stops`` (a StopReason's value), as the old engine said."""
+
+    def __init__(self, stops: str, detail: str | None) -> None:
+        super().__init__()
+        self.stops = stops
+        self.detail = detail
+
+    def __call__(self, content: Image.Image, styles: Any, settings: Settings) -> StoppingRun:
+        self.settings.append(settings)
+        return StoppingRun(self, content, settings)
+
+
+@pytest.mark.parametrize(
+    ("stops", "detail"), [("nan", None), ("oom", "CUDA out of memory"), ("converged", None)]
+)
+def test_why_a_run_stopped_is_the_stop_reasons_message(
+    tmp_path: Path, stops: str, detail: str | None
+) -> None:
+    with serving(tmp_path, engine=StoppingEngine(stops, detail)) as client:
+        job = submit(client, settings={"iterations": 2})
+        status = wait_for(client, job["id"], finished)
+        assert client.get(f"/api/jobs/{job['id']}/result").status_code == 200
+    reason = StopReason(stops)
+    assert status["state"] == "done" and status["has_result"]
+    expected = reason.message(2, detail)
+    if reason.failed:
+        expected += "; the result is the best image before that"
+    assert status["note"] == expected
+    if detail:
+        assert detail in status["note"] and "try a smaller size" in status["note"]
 
 
 # --- bad input ----------------------------------------------------------------------------------

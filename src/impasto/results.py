@@ -31,20 +31,27 @@ class StopReason(str, enum.Enum):
         """The run could not go on; the best image so far was kept."""
         return self in (StopReason.NAN, StopReason.OOM)
 
-    def message(self, iterations: int, detail: str | None = None) -> str:
-        """One line for the user, without paths: what happened and what to change."""
-        what = {
-            StopReason.DONE: f"finished {iterations} iterations",
-            StopReason.CONVERGED: f"converged after {iterations} iterations",
-            StopReason.INTERRUPTED: f"interrupted after {iterations} iterations",
-            StopReason.CANCELLED: f"cancelled after {iterations} iterations",
-            StopReason.NAN: f"the loss became NaN or infinite after {iterations} iterations "
-            "(lower the learning rate or the loss weights, or use fp32 precision)",
-            StopReason.OOM: "ran out of memory"
+    def message(
+        self, iterations: int, detail: str | None = None, *, name: Callable[[str], str] = str
+    ) -> str:
+        """One line for the user, without paths: what happened and what to change.
+
+        ``name`` spells a setting the way the reader gives it: the command line passes
+        :func:`impasto.settings.flag` (``--size``); by default it is the keyword (``size``).
+        """
+        n = iterations
+        return {
+            StopReason.DONE: f"finished {n} iterations",
+            StopReason.CONVERGED: f"converged after {n} iterations (the loss had stopped "
+            f"improving; see {name('tolerance')})",
+            StopReason.INTERRUPTED: f"interrupted after {n} iterations",
+            StopReason.CANCELLED: f"cancelled after {n} iterations",
+            StopReason.NAN: f"the loss became NaN or infinite after {n} iterations (lower "
+            f"{name('learning_rate')} or the loss weights, or use {name('precision')} fp32)",
+            StopReason.OOM: f"ran out of memory after {n} iterations"
             + (f" ({detail})" if detail else "")
-            + "; try a smaller size",
+            + f"; try a smaller {name('size')}",
         }[self]
-        return what
 
 
 @dataclass
@@ -77,9 +84,11 @@ class StylizeResult:
     iterations: int
     seconds: float
     setup_seconds: float
-    stopped: str  # "done", "converged", "interrupted", "cancelled" or "nan"
+    stopped: StopReason
     device: str
     peak_memory_bytes: int
+    precision: str = "fp32"  # the precision the network ran in: fp32, bf16 or fp16
+    stop_detail: str | None = None  # what ran out, for StopReason.OOM
     scale_sizes: list[int] = field(default_factory=list)
     scale_iterations: list[int] = field(default_factory=list)  # as run
     content_source: object = None
@@ -120,12 +129,14 @@ class StylizeResult:
             "scale_sizes": self.scale_sizes,
             "scale_iterations": self.scale_iterations,
             "stopped": self.stopped,
+            "stop_detail": self.stop_detail,
             "wall_seconds": round(self.seconds, 3),
             "setup_seconds": round(self.setup_seconds, 3),
             "seconds_per_iteration": round(self.seconds_per_iteration, 4)
             if self.iterations
             else None,
             "device": self.device,
+            "precision": self.precision,
             "peak_memory_bytes": self.peak_memory_bytes,
             "loss_history": self.history,
         }

@@ -8,33 +8,25 @@ default or a help text is written exactly once and the three cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import math
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SettingsError
+from .model.topology import VGG19_BLOCKS as VGG19_BLOCKS  # re-exported for older importers
+from .model.topology import VGG19_LAYERS
+from .run import schedule
+from .run.schedule import FINAL_SCALE_ITERATIONS, SINGLE_SCALE_ITERATIONS
 
-# Layer names of VGG19, in network order. Kept here (not in vgg.py) so that
-# settings can be validated without importing torch.
-VGG19_BLOCKS = (2, 2, 4, 4, 4)
-VGG19_LAYERS: tuple[str, ...] = tuple(
-    name
-    for block, convs in enumerate(VGG19_BLOCKS, start=1)
-    for name in (
-        *(kind + f"{block}_{k}" for k in range(1, convs + 1) for kind in ("conv", "relu")),
-        f"pool{block}",
-    )
-)
-
-SINGLE_SCALE_ITERATIONS = 500
-FINAL_SCALE_ITERATIONS = 40
 TOLERANCE_WINDOW = 10
 
 COLOR_CONTROLS = ("none", "luminance", "histogram")
-HISTOGRAM_METHODS = ("cholesky", "eigen")  # kept equal to impasto.color's, which needs numpy
+HISTOGRAM_METHODS = ("cholesky", "eigen")
 
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PAPER_CONTENT_LAYERS = ("relu4_2", "relu5_2")
@@ -271,14 +263,14 @@ class Settings:
     threads: int = _opt(0, "CPU threads (0 = one per physical core)", metavar="N", group="machine")
     compile: bool = _opt(
         False,
-        "compile the network with torch.compile (measured slower than the default CUDA "
-        "graphs on an H100: 12 against 4.2 ms per iteration at 512 px)",
+        "compile the network with torch.compile (slower than the default CUDA graphs on "
+        "the GPUs measured; see docs/performance.md)",
         group="machine",
     )
     cuda_graphs: bool = _opt(
         True,
-        "on CUDA GPUs, replay each step's kernels as one CUDA graph (launching them one "
-        "by one from Python costs more than running them at 512 px)",
+        "on CUDA GPUs, capture each step once as a CUDA graph and replay it instead of "
+        "launching its few hundred small kernels one by one (see docs/performance.md)",
         group="machine",
     )
     weights: str = _opt(
@@ -306,164 +298,33 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):  # lists from JSON or callers become tuples
-                setattr(self, f.name, tuple(value))
+        coerce(self)
+        check_values(self)
 
-    # ------------------------------------------------------------------------------
     def validate(self, n_styles: int | None = None) -> Settings:
-        """Raise :class:`SettingsError` naming the first setting that is out of range."""
+        """Raise :class:`SettingsError` naming the first setting that is out of range.
 
-        def bad(name: str, why: str) -> SettingsError:
-            return SettingsError(f"--{name.replace('_', '-')}: {why}")
-
-        for f in dataclasses.fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise bad(
-                    f.name, f"must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}"
-                )
-        if self.seed is not None and not 0 <= self.seed < 2**63:
-            raise bad("seed", f"must be between 0 and 2**63 - 1, got {self.seed}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0:
-                raise bad(name, f"must be a finite number >= 0, got {v}")
-        if not 0.0 <= self.content_weight_blend <= 1.0:
-            raise bad("content_weight_blend", f"must be in [0, 1], got {self.content_weight_blend}")
-        if not 0.0 <= self.initial_noiseblend <= 1.0:
-            raise bad("initial_noiseblend", f"must be in [0, 1], got {self.initial_noiseblend}")
-        if not (math.isfinite(self.style_layer_weight_exp) and self.style_layer_weight_exp > 0):
-            raise bad("style_layer_weight_exp", f"must be > 0, got {self.style_layer_weight_exp}")
-        if self.size != 0 and not 16 <= self.size <= 32768:
-            raise bad("size", f"must be between 16 and 32768 pixels (or 0), got {self.size}")
-        for name in ("iterations", "coarse_iterations", "threads"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise bad(name, f"must be >= 0, got {value}")
-        if self.scales < 0:
-            raise bad("scales", f"must be >= 0, got {self.scales}")
-        if not 1 <= self.lbfgs_history <= 1000:
-            raise bad("lbfgs_history", f"must be between 1 and 1000, got {self.lbfgs_history}")
-        if not 16 <= self.min_size <= 32768:
-            raise bad("min_size", f"must be between 16 and 32768 pixels, got {self.min_size}")
-        if not (math.isfinite(self.scale_ratio) and 1.05 <= self.scale_ratio <= 8):
-            raise bad("scale_ratio", f"must be in [1.05, 8], got {self.scale_ratio}")
-        if not (math.isfinite(self.tolerance) and 0 <= self.tolerance < 1):
-            raise bad("tolerance", f"must be in [0, 1), got {self.tolerance}")
-        if self.learning_rate is not None and not (
-            math.isfinite(self.learning_rate) and self.learning_rate > 0
-        ):
-            raise bad("learning_rate", f"must be > 0, got {self.learning_rate}")
-        for name in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise bad(name, f"must be in [0, 1), got {getattr(self, name)}")
-        if not (math.isfinite(self.epsilon) and self.epsilon > 0):
-            raise bad("epsilon", f"must be > 0, got {self.epsilon}")
-        for name in ("checkpoint_every", "print_every"):
-            if getattr(self, name) < 0:
-                raise bad(name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("content_layers", "style_layers"):
-            layers = getattr(self, name)
-            if not layers:
-                raise bad(name, "needs at least one layer")
-            for layer in layers:
-                if layer not in VGG19_LAYERS:
-                    raise bad(
-                        name,
-                        f"unknown layer {layer!r}; choose from conv1_1..conv5_4, "
-                        "relu1_1..relu5_4, pool1..pool5",
-                    )
-        if not self.style_scales or any(not (0.01 <= s <= 16) for s in self.style_scales):
-            raise bad("style_scales", f"each scale must be in [0.01, 16], got {self.style_scales}")
-        if self.style_blend_weights is not None:
-            w = self.style_blend_weights
-            if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-                raise bad("style_blend_weights", f"must be >= 0 with a positive sum, got {w}")
+        Settings check their values when made; this checks them again (for settings
+        changed in place) and, given ``n_styles``, the settings that give one value
+        per style image.
+        """
+        check_values(self)
         if n_styles is not None:
-            if n_styles < 1:
-                raise SettingsError("at least one style image is needed")
-            if self.style_blend_weights is not None and len(self.style_blend_weights) != n_styles:
-                raise bad(
-                    "style_blend_weights",
-                    f"got {len(self.style_blend_weights)} weights for {n_styles} style image(s)",
-                )
-            if len(self.style_scales) not in (1, n_styles):
-                raise bad(
-                    "style_scales",
-                    f"got {len(self.style_scales)} scales for {n_styles} style image(s); "
-                    "give one for all or one per style",
-                )
-        self._validate_controls(n_styles, bad)
+            check_counts(self, n_styles)
         return self
-
-    def _validate_controls(
-        self, n_styles: int | None, bad: Callable[[str, str], SettingsError]
-    ) -> None:
-        """The perceptual controls: colour, space and scale."""
-        for name, choices in (
-            ("color_control", COLOR_CONTROLS),
-            ("color_histogram_method", HISTOGRAM_METHODS),
-        ):
-            if getattr(self, name) not in choices:
-                raise bad(name, f"choose from {', '.join(choices)}, got {getattr(self, name)!r}")
-        per_style = {
-            "content_masks": self.content_masks,
-            "style_masks": self.style_masks,
-            "style_layers_per_style": self.style_layers_per_style,
-        }
-        for name, values in per_style.items():
-            if values is None:
-                continue
-            if not values or any(not v.strip() for v in values):
-                raise bad(name, f"give one non-empty value per style image, got {values}")
-            if n_styles is not None and len(values) != n_styles:
-                raise bad(name, f"got {len(values)} for {n_styles} style image(s); give one each")
-        for spec in self.style_layers_per_style or ():
-            layers = parse_layer_list(spec)
-            if not layers:
-                raise bad("style_layers_per_style", f"a style has no layers in {spec!r}")
-            for layer in layers:
-                if layer not in VGG19_LAYERS:
-                    raise bad(
-                        "style_layers_per_style",
-                        f"unknown layer {layer!r} in {spec!r}; choose from conv1_1..conv5_4, "
-                        "relu1_1..relu5_4, pool1..pool5",
-                    )
-            if len(set(layers)) != len(layers):
-                raise bad("style_layers_per_style", f"a layer is repeated in {spec!r}")
 
     # --- derived values --------------------------------------------------------------
     def scale_sizes(self, final_size: int) -> list[int]:
         """Long sides of the scales, coarse to fine, ending at ``final_size``."""
-        if self.scales == 1 or final_size <= self.min_size:
-            return [final_size]
-        if self.scales == 0:
-            count = 1 + math.floor(math.log(final_size / self.min_size, self.scale_ratio) + 1e-9)
-            ratio = self.scale_ratio
-        else:  # a given number of scales spans min_size to final_size evenly
-            count = self.scales
-            ratio = (final_size / self.min_size) ** (1 / (count - 1))
-        sizes = [round(final_size / ratio**k) for k in range(count)][::-1]
-        return sorted(set(sizes))
+        return schedule.scale_sizes(
+            final_size, scales=self.scales, min_size=self.min_size, ratio=self.scale_ratio
+        )
 
     def scale_iterations(self, n_scales: int) -> list[int]:
         """Iterations (at most) at each scale, coarse to fine."""
-        if self.iterations is not None:
-            final = self.iterations
-        else:
-            final = SINGLE_SCALE_ITERATIONS if n_scales == 1 else FINAL_SCALE_ITERATIONS
-        if n_scales == 1:
-            return [final]
-        # Geometric from the coarsest scale down to the final one: a step at a coarse
-        # scale is cheap (cost grows with pixels) and finds the large structures, so
-        # most steps are spent there and the full size only refines detail.
-        first = self.coarse_iterations
-        if first == 0 or final == 0:
-            return [first] * (n_scales - 1) + [final]
-        ratio = (final / first) ** (1 / (n_scales - 1))
-        return [round(first * ratio**k) for k in range(n_scales - 1)] + [final]
+        return schedule.scale_iterations(
+            n_scales, iterations=self.iterations, coarse_iterations=self.coarse_iterations
+        )
 
     def resolved_initial(self) -> str:
         return "content" if self.initial == "auto" else self.initial
@@ -484,9 +345,7 @@ class Settings:
 
     def style_layer_weights(self) -> dict[str, float]:
         """w_k proportional to exp**k, normalised to sum 1 (k = 0 for the first layer)."""
-        raw = [self.style_layer_weight_exp**k for k in range(len(self.style_layers))]
-        total = sum(raw)
-        return {layer: w / total for layer, w in zip(self.style_layers, raw)}
+        return exp_layer_weights(self.style_layers, self.style_layer_weight_exp)
 
     def style_blend(self, n_styles: int) -> list[float]:
         weights = self.style_blend_weights or (1.0,) * n_styles
@@ -504,13 +363,10 @@ class Settings:
         """
         if self.style_layers_per_style is None:
             return None
-        exp = self.style_layer_weight_exp
-        weights = []
-        for spec in self.style_layers_per_style:
-            layers = parse_layer_list(spec)
-            raw = [exp**k for k in range(len(layers))]
-            weights.append({layer: w / sum(raw) for layer, w in zip(layers, raw)})
-        return weights
+        return [
+            exp_layer_weights(parse_layer_list(spec), self.style_layer_weight_exp)
+            for spec in self.style_layers_per_style
+        ]
 
     def all_style_layers(self) -> set[str]:
         """Every layer some style drives: the network must run to the deepest of them."""
@@ -525,15 +381,32 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> Settings:
         """Build settings from a dict; unknown keys are an error when ``strict``."""
+        if strict:
+            check_names(data)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown and strict:
-            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
-        kwargs = {k: v for k, v in data.items() if k in names}
-        return coerce(cls(**kwargs))
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def replace(self, **changes: Any) -> Settings:
-        return coerce(dataclasses.replace(self, **changes))
+        return dataclasses.replace(self, **changes)
+
+
+def _checking_names(init: Callable[..., None]) -> Callable[..., None]:
+    """The generated ``__init__``, but a misspelt keyword is a SettingsError, not a TypeError."""
+
+    @functools.wraps(init)  # keeps the signature of every field for help() and editors
+    def checked(self: Settings, *args: Any, **kwargs: Any) -> None:
+        check_names(kwargs)
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+Settings.__init__ = _checking_names(Settings.__init__)  # type: ignore[method-assign]
+
+
+def flag(name: str) -> str:
+    """The command-line option of a setting: ``style_weight`` -> ``--style-weight``."""
+    return "--" + name.replace("_", "-")
 
 
 def parse_layer_list(spec: str) -> tuple[str, ...]:
@@ -541,13 +414,26 @@ def parse_layer_list(spec: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in spec.split(",") if part.strip())
 
 
+def exp_layer_weights(layers: Iterable[str], exp: float) -> dict[str, float]:
+    """The k-th layer weighted exp**k, normalised to sum 1 (k = 0 for the first layer)."""
+    layers = tuple(layers)
+    raw = [exp**k for k in range(len(layers))]
+    total = sum(raw)
+    return {layer: w / total for layer, w in zip(layers, raw)}
+
+
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+@functools.cache
+def _type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(Settings)
+
+
 def field_types() -> dict[str, Any]:
     """The resolved type annotation of every settings field."""
-    return typing.get_type_hints(Settings)
+    return dict(_type_hints())
 
 
 def base_type(annotation: Any) -> tuple[type, bool, bool]:
@@ -564,26 +450,28 @@ def base_type(annotation: Any) -> tuple[type, bool, bool]:
 
 def coerce(settings: Settings) -> Settings:
     """Convert values of the wrong but compatible type (from JSON, forms, callers)."""
-    for name, annotation in field_types().items():
+    for name, annotation in _type_hints().items():
         value = getattr(settings, name)
         elem, is_tuple, optional = base_type(annotation)
-        flag = "--" + name.replace("_", "-")
         if value is None:
             if not optional:
-                raise SettingsError(f"{flag}: a value is required (got none)")
+                raise SettingsError("a value is required (got none)", setting=name)
             continue
         try:
-            if is_tuple:
-                if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                    value = (value,)
-                value = tuple(_convert(elem, v) for v in value)
-            else:
-                value = _convert(elem, value)
-        except (TypeError, ValueError, OverflowError):
-            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-            raise SettingsError(f"{flag}: expected {elem.__name__}, got {shown}") from None
-        setattr(settings, name, value)
+            setattr(settings, name, _convert_field(elem, is_tuple, value))
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            raise SettingsError(
+                f"expected {elem.__name__}, got {_shown(value)}", setting=name
+            ) from None
     return settings
+
+
+def _convert_field(elem: type, is_tuple: bool, value: Any) -> Any:
+    if not is_tuple:
+        return _convert(elem, value)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        value = (value,)
+    return tuple(_convert(elem, v) for v in value)
 
 
 def _convert(elem: type, value: Any) -> Any:
@@ -597,4 +485,160 @@ def _convert(elem: type, value: Any) -> Any:
         return bool(value)
     if elem is int and isinstance(value, float) and not value.is_integer():
         raise ValueError(value)
-    return elem(value)
+    converted = elem(value)
+    if elem is int:
+        float(converted)  # OverflowError: no whole-number setting means anything this large
+    return converted
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # integers too long to print, nesting too deep
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- validation ------------------------------------------------------------------------
+# Every check of a setting's value is here, once; the command line, the Python API and
+# the web app all go through it (the web app adds only the limits of its server).
+
+LAYER_NAMES = "choose from conv1_1..conv5_4, relu1_1..relu5_4, pool1..pool5"
+PER_STYLE = ("content_masks", "style_masks", "style_layers_per_style")
+
+# (settings, test of a value, what the test asks); None is never tested: it means
+# "let impasto choose" wherever a setting allows it.
+RANGES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+    (
+        ("content_weight", "style_weight", "tv_weight"),
+        lambda v: v >= 0,
+        "must be a finite number >= 0",
+    ),
+    (("content_weight_blend", "initial_noiseblend"), lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    (("style_layer_weight_exp", "learning_rate", "epsilon"), lambda v: v > 0, "must be > 0"),
+    (("size",), lambda v: v == 0 or 16 <= v <= 32768, "must be between 16 and 32768 pixels (or 0)"),
+    (("min_size",), lambda v: 16 <= v <= 32768, "must be between 16 and 32768 pixels"),
+    (
+        ("iterations", "coarse_iterations", "scales", "threads", "checkpoint_every", "print_every"),
+        lambda v: v >= 0,
+        "must be >= 0",
+    ),
+    (("lbfgs_history",), lambda v: 1 <= v <= 1000, "must be between 1 and 1000"),
+    (("scale_ratio",), lambda v: 1.05 <= v <= 8, "must be in [1.05, 8]"),
+    (("tolerance", "beta1", "beta2"), lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    (("seed",), lambda v: 0 <= v < 2**63, "must be between 0 and 2**63 - 1"),
+)
+
+
+def check_names(names: Iterable[str]) -> None:
+    """Refuse names that are not settings, suggesting the setting meant."""
+    known = [f.name for f in dataclasses.fields(Settings)]
+    unknown = sorted(set(names) - set(known))
+    if not unknown:
+        return
+    named = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    raise SettingsError(f"unknown setting(s): {', '.join(named)}")
+
+
+def check_values(settings: Settings) -> None:
+    """Every setting on its own: its choices, its range, the layers it names."""
+    _check_choices(settings)
+    _check_finite(settings)
+    _check_ranges(settings)
+    _check_layers(settings)
+    _check_style_lists(settings)
+
+
+def check_counts(settings: Settings, n_styles: int) -> None:
+    """The settings that give one value per style image, against the number of styles."""
+    if n_styles < 1:
+        raise SettingsError("at least one style image is needed")
+    weights = settings.style_blend_weights
+    if weights is not None and len(weights) != n_styles:
+        raise SettingsError(
+            f"got {len(weights)} weights for {n_styles} style image(s)",
+            setting="style_blend_weights",
+        )
+    if len(settings.style_scales) not in (1, n_styles):
+        raise SettingsError(
+            f"got {len(settings.style_scales)} scales for {n_styles} style image(s); "
+            "give one for all or one per style",
+            setting="style_scales",
+        )
+    for name in PER_STYLE:
+        values = getattr(settings, name)
+        if values is not None and len(values) != n_styles:
+            raise SettingsError(
+                f"got {len(values)} for {n_styles} style image(s); give one each", setting=name
+            )
+
+
+def _check_choices(settings: Settings) -> None:
+    for f in dataclasses.fields(settings):
+        choices = f.metadata["choices"]
+        value = getattr(settings, f.name)
+        if choices and value not in choices:
+            raise SettingsError(f"choose from {', '.join(choices)}, got {value!r}", setting=f.name)
+
+
+def _check_finite(settings: Settings) -> None:
+    # JSON and Python both allow NaN and infinities; no setting means anything by them.
+    for name, annotation in _type_hints().items():
+        if base_type(annotation)[0] is not float:
+            continue
+        value = getattr(settings, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and not math.isfinite(v) for v in values):
+            raise SettingsError(f"must be a finite number, got {value}", setting=name)
+
+
+def _check_ranges(settings: Settings) -> None:
+    for names, allowed, what in RANGES:
+        for name in names:
+            value = getattr(settings, name)
+            if value is not None and not allowed(value):
+                raise SettingsError(f"{what}, got {value}", setting=name)
+
+
+def _check_layers(settings: Settings) -> None:
+    for name in ("content_layers", "style_layers"):
+        layers = getattr(settings, name)
+        if not layers:
+            raise SettingsError("needs at least one layer", setting=name)
+        _check_layer_names(name, layers)
+    name = "style_layers_per_style"
+    for spec in settings.style_layers_per_style or ():
+        layers = parse_layer_list(spec)
+        if not layers:
+            raise SettingsError(f"a style has no layers in {spec!r}", setting=name)
+        _check_layer_names(name, layers, f" in {spec!r}")
+        if len(set(layers)) != len(layers):
+            raise SettingsError(f"a layer is repeated in {spec!r}", setting=name)
+
+
+def _check_layer_names(name: str, layers: Iterable[str], where: str = "") -> None:
+    for layer in layers:
+        if layer not in VGG19_LAYERS:
+            raise SettingsError(f"unknown layer {layer!r}{where}; {LAYER_NAMES}", setting=name)
+
+
+def _check_style_lists(settings: Settings) -> None:
+    scales = settings.style_scales
+    if not scales or any(not 0.01 <= s <= 16 for s in scales):
+        raise SettingsError(
+            f"each scale must be in [0.01, 16], got {scales}", setting="style_scales"
+        )
+    weights = settings.style_blend_weights
+    if weights is not None and (any(w < 0 for w in weights) or sum(weights) <= 0):
+        raise SettingsError(
+            f"must be >= 0 with a positive sum, got {weights}", setting="style_blend_weights"
+        )
+    for name in PER_STYLE:
+        values = getattr(settings, name)
+        if values is not None and (not values or any(not v.strip() for v in values)):
+            raise SettingsError(
+                f"give one non-empty value per style image, got {values}", setting=name
+            )

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..settings import HISTOGRAM_METHODS
+
 # RGB -> YIQ (NTSC). Y is luminance; I and Q carry the chroma.
 RGB_TO_YIQ = np.array(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
@@ -37,8 +39,6 @@ RGB_TO_YIQ = np.array(
 )
 YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ)
 LUMA = RGB_TO_YIQ[0]
-
-HISTOGRAM_METHODS = ("cholesky", "eigen")
 
 # Eigenvalues of a colour covariance below this fraction of the largest (or below
 # _ABS_FLOOR, in 0-255 units squared) are raised to it before a factorisation, so that

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..errors import SettingsError
 from ..io import images
-from ..settings import VGG19_LAYERS
+from ..model.topology import VGG19_LAYERS
 from .gram import gram_product, wide
 
 

@@ -8,12 +8,14 @@ import torch
 from torch import nn
 
 from ..errors import SettingsError
-from ..settings import VGG19_LAYERS
+from .topology import KERNEL_SIZE, LAYERS, POOL_SIZE, VGG19_LAYERS
 from .weights import VGGWeights
 
 
 class VGG19Features(nn.Module):
     """The conv part of VGG19, frozen, taking RGB images in pixel units (0-255).
+
+    The :class:`~impasto.model.features.FeatureExtractor` impasto uses.
 
     Only layers up to ``last_layer`` are built, so deeper layers cost neither time
     nor memory. The weights' input convention (channel order, range, mean, std) is
@@ -28,20 +30,20 @@ class VGG19Features(nn.Module):
             raise SettingsError(f"pooling must be max or avg, got {pooling!r}")
         self.layer_names = VGG19_LAYERS[: VGG19_LAYERS.index(last_layer) + 1]
         layers: dict[str, nn.Module] = {}
-        in_channels = 3
         for name in self.layer_names:
-            if name.startswith("conv"):
-                weight = weights.state_dict[name + ".weight"]
-                conv = nn.Conv2d(in_channels, weight.shape[0], kernel_size=3, padding=1)
-                conv.weight.data.copy_(weight)
+            layer = LAYERS[name]
+            if layer.kind == "conv":
+                conv = nn.Conv2d(
+                    layer.in_channels, layer.out_channels, kernel_size=KERNEL_SIZE, padding=1
+                )
+                conv.weight.data.copy_(weights.state_dict[name + ".weight"])
                 conv.bias.data.copy_(weights.state_dict[name + ".bias"])
                 layers[name] = conv
-                in_channels = weight.shape[0]
-            elif name.startswith("relu"):
+            elif layer.kind == "relu":
                 layers[name] = nn.ReLU()  # applied functionally in forward()
             else:
                 pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
-                layers[name] = pool(kernel_size=2, stride=2)
+                layers[name] = pool(kernel_size=POOL_SIZE, stride=POOL_SIZE)
         self.layers = nn.ModuleDict(layers)
         conv = weights.convention
         order = [0, 1, 2] if conv.channel_order == "RGB" else [2, 1, 0]
@@ -81,7 +83,7 @@ class VGG19Features(nn.Module):
     @property
     def compute_dtype(self) -> torch.dtype:
         """The dtype the convolutions after the first run in: that of their weights."""
-        last_conv = [n for n in self.layer_names if n.startswith("conv")][-1]
+        last_conv = [n for n in self.layer_names if LAYERS[n].kind == "conv"][-1]
         return self.layers[last_conv].weight.dtype
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
@@ -99,7 +101,8 @@ class VGG19Features(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         previous = ""
         for name in self.layer_names:
-            if name.startswith("relu"):
+            kind = LAYERS[name].kind
+            if kind == "relu":
                 # In place unless the conv output itself is asked for: a ReLU's backward
                 # needs only its output, so this halves the memory kept for backward.
                 x = torch.relu_(x) if previous not in wanted else torch.relu(x)
@@ -111,7 +114,7 @@ class VGG19Features(nn.Module):
                 # diverged. This layer is 0.5% of the network's arithmetic.
                 with torch.autocast(x.device.type, enabled=False):
                     x = self.layers[name](x)
-            elif name.startswith("conv"):
+            elif kind == "conv":
                 conv = self.layers[name]
                 x = conv(x.to(conv.weight.dtype))
             else:

@@ -17,7 +17,7 @@ from .config import LOOPBACK_HOSTS, ServerConfig, config_from_args
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from .jobs import Engine
+    from .job import Engine
 
 MISSING_EXTRA = "the web app needs the 'web' extra: pip install 'impasto[web]'"
 

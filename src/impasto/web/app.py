@@ -23,9 +23,10 @@ from ..errors import SettingsError
 from ..settings import Settings
 from .config import LOOPBACK_HOSTS, ServerConfig
 from .guards import BodyLimit, OriginGuard
-from .jobs import Engine, Job, JobQueue, QueueFull, State
+from .job import Engine, Job, State
+from .jobs import JobQueue, QueueFull
 from .models import JobList, JobStatus, Problem, SettingsSchema
-from .policy import check_work, settings_from_client, settings_schema, web_message
+from .policy import check_work, settings_from_client, settings_schema
 from .uploads import UploadRejected, check_image, remove_tree, store
 
 STATIC = Path(__file__).with_name("static")
@@ -45,33 +46,35 @@ def create_app(config: ServerConfig | None = None, *, engine: Engine | None = No
     """The web app; ``engine`` replaces the real stylizer (tests use a fast fake)."""
     config = (config or ServerConfig()).validate()
     workspace, owned = _workspace(config)
-    jobs = JobQueue(config, workspace / "jobs", engine)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        jobs.start()
-        try:
-            yield
-        finally:
-            await run_in_threadpool(jobs.close)
-            if owned:
-                shutil.rmtree(workspace, ignore_errors=True)
-
-    app = FastAPI(title="impasto", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="impasto", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
     app.state.config = config
-    app.state.jobs = jobs
+    app.state.jobs = JobQueue(config, workspace / "jobs", engine)
     app.state.workspace = workspace
+    app.state.owns_workspace = owned
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
     app.add_middleware(OriginGuard, loopback_only=config.host in LOOPBACK_HOSTS)
     app.add_exception_handler(RequestValidationError, _validation_problem)
-    app.include_router(_api())
+    app.include_router(api)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
+    app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the worker; on shut-down stop it and remove the workspace if the server made it."""
+    jobs: JobQueue = app.state.jobs
+    jobs.start()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(jobs.close)
+        if app.state.owns_workspace:
+            shutil.rmtree(app.state.workspace, ignore_errors=True)
+
+
+def _page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 def _workspace(config: ServerConfig) -> tuple[Path, bool]:
@@ -130,164 +133,175 @@ def _found(status: dict[str, Any] | None) -> dict[str, Any]:
     return status
 
 
-def _api() -> APIRouter:
-    api = APIRouter(prefix="/api", responses={422: {"model": Problem}})
+api = APIRouter(prefix="/api", responses={422: {"model": Problem}})
 
-    @api.get("/settings", response_model=SettingsSchema, summary="The settings a job accepts")
-    def get_settings(config: Config) -> dict[str, Any]:
-        """Names, types, defaults, help texts and choices of every setting, built from the
-        same dataclass as the command line, plus the server's limits."""
-        return {
-            "fields": settings_schema(config),
-            "limits": config.limits(),
-            "version": __version__,
-        }
 
-    @api.post(
-        "/jobs",
-        status_code=201,
-        response_model=JobStatus,
-        summary="Start a job",
-        responses={
-            400: {"model": Problem, "description": "the multipart body is malformed"},
-            413: {"model": Problem, "description": "an upload or the request is too large"},
-            429: {"model": Problem, "description": "the queue is full"},
-        },
-    )
-    async def create_job(
-        queue: Queue,
-        config: Config,
-        content: Annotated[UploadFile, File(description="the photo to repaint")],
-        styles: Annotated[list[UploadFile], File(description="one or more style images")],
-        settings: Annotated[
-            str,
-            Form(description='a JSON object of settings, e.g. {"size": 256, "iterations": 100}'),
-        ] = "{}",
-    ) -> dict[str, Any]:
-        """Queue a stylisation of `content` in the style of `styles`; unknown or invalid
-        settings are refused with 422 and a message naming the setting."""
-        try:
-            queue.check_room()
-        except QueueFull as e:
-            raise _problem(429, str(e), RETRY_LATER) from None
-        if len(styles) > config.max_styles:
-            raise _problem(
-                422, f"styles: at most {config.max_styles} style images per job, got {len(styles)}"
-            )
-        try:
-            data = json.loads(settings or "{}")
-        except (ValueError, RecursionError) as e:
-            raise _problem(422, f"settings: not valid JSON ({e})") from None
-        try:
-            parsed = settings_from_client(data, config)
-        except SettingsError as e:
-            raise _problem(422, web_message(e)) from None
-        job_id, folder = queue.new_folder()
-        try:
-            job = await run_in_threadpool(_prepare, job_id, folder, content, styles, parsed, config)
-            return queue.submit(job)
-        except UploadRejected as e:
-            remove_tree(folder)
-            raise _problem(e.status, str(e)) from None
-        except SettingsError as e:
-            remove_tree(folder)
-            raise _problem(422, web_message(e)) from None
-        except QueueFull as e:
-            remove_tree(folder)
-            raise _problem(429, str(e), RETRY_LATER) from None
-        except BaseException:
-            remove_tree(folder)
-            raise
+@api.get("/settings", response_model=SettingsSchema, summary="The settings a job accepts")
+def get_settings(config: Config) -> dict[str, Any]:
+    """Names, types, defaults, help texts and choices of every setting, built from the
+    same dataclass as the command line, plus the server's limits."""
+    return {
+        "fields": settings_schema(config),
+        "limits": config.limits(),
+        "version": __version__,
+    }
 
-    @api.get("/jobs", response_model=JobList, summary="All jobs the server still knows")
-    def list_jobs(queue: Queue) -> dict[str, Any]:
-        return {"jobs": queue.statuses()}
 
-    @api.get("/jobs/{job_id}", response_model=JobStatus, responses=NOT_FOUND, summary="A job")
-    def get_job(job_id: str, queue: Queue) -> dict[str, Any]:
-        """State, queue position, iteration, losses and ETA."""
-        return _found(queue.status(job_id))
-
-    @api.get(
-        "/jobs/{job_id}/events",
-        responses={
-            200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
-            **NOT_FOUND,
-        },
-        response_class=StreamingResponse,
-        summary="Follow a job",
-    )
-    async def job_events(job_id: str, queue: Queue, request: Request) -> StreamingResponse:
-        """Server-sent events: a `status` event (the job status JSON) whenever something
-        changed, then one `end` event once the job has finished."""
-        _found(queue.status(job_id))
-        return StreamingResponse(
-            _events(job_id, queue, request.is_disconnected),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+@api.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobStatus,
+    summary="Start a job",
+    responses={
+        400: {"model": Problem, "description": "the multipart body is malformed"},
+        413: {"model": Problem, "description": "an upload or the request is too large"},
+        429: {"model": Problem, "description": "the queue is full"},
+    },
+)
+async def create_job(
+    queue: Queue,
+    config: Config,
+    content: Annotated[UploadFile, File(description="the photo to repaint")],
+    styles: Annotated[list[UploadFile], File(description="one or more style images")],
+    settings: Annotated[
+        str,
+        Form(description='a JSON object of settings, e.g. {"size": 256, "iterations": 100}'),
+    ] = "{}",
+) -> dict[str, Any]:
+    """Queue a stylisation of `content` in the style of `styles`; unknown or invalid
+    settings are refused with 422 and a message naming the setting."""
+    try:
+        queue.check_room()
+    except QueueFull as e:
+        raise _problem(429, str(e), RETRY_LATER) from None
+    if len(styles) > config.max_styles:
+        raise _problem(
+            422, f"styles: at most {config.max_styles} style images per job, got {len(styles)}"
         )
+    parsed = _client_settings(settings, config)
+    job_id, folder = queue.new_folder()
+    try:
+        job = await run_in_threadpool(_prepare, job_id, folder, content, styles, parsed, config)
+        return queue.submit(job)
+    except UploadRejected as e:
+        remove_tree(folder)
+        raise _problem(e.status, str(e)) from None
+    except SettingsError as e:
+        remove_tree(folder)
+        raise _problem(422, str(e)) from None
+    except QueueFull as e:
+        remove_tree(folder)
+        raise _problem(429, str(e), RETRY_LATER) from None
+    except BaseException:
+        remove_tree(folder)
+        raise
 
-    @api.get(
-        "/jobs/{job_id}/preview",
-        response_class=Response,
-        responses={**PNG, **NOT_FOUND, **NOT_READY},
-        summary="The latest preview",
+
+def _client_settings(text: str, config: ServerConfig) -> Settings:
+    """The settings form field, parsed and checked; errors name the setting."""
+    try:
+        data = json.loads(text or "{}")
+    except (ValueError, RecursionError) as e:
+        raise _problem(422, f"settings: not valid JSON ({e})") from None
+    try:
+        return settings_from_client(data, config)
+    except SettingsError as e:
+        raise _problem(422, str(e)) from None
+
+
+@api.get("/jobs", response_model=JobList, summary="All jobs the server still knows")
+def list_jobs(queue: Queue) -> dict[str, Any]:
+    return {"jobs": queue.statuses()}
+
+
+@api.get("/jobs/{job_id}", response_model=JobStatus, responses=NOT_FOUND, summary="A job")
+def get_job(job_id: str, queue: Queue) -> dict[str, Any]:
+    """State, queue position, iteration, losses and ETA."""
+    return _found(queue.status(job_id))
+
+
+@api.get(
+    "/jobs/{job_id}/events",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        **NOT_FOUND,
+    },
+    response_class=StreamingResponse,
+    summary="Follow a job",
+)
+async def job_events(job_id: str, queue: Queue, request: Request) -> StreamingResponse:
+    """Server-sent events: a `status` event (the job status JSON) whenever something
+    changed, then one `end` event once the job has finished."""
+    _found(queue.status(job_id))
+    return StreamingResponse(
+        _events(job_id, queue, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-    async def job_preview(job_id: str, queue: Queue) -> Response:
-        """The image as it was at the latest preview (the result, once finished)."""
-        _found(queue.status(job_id))
-        data = await run_in_threadpool(queue.preview_png, job_id)
-        if data is None:
-            raise _problem(409, "no preview yet: the job has not made its first step")
-        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    @api.get(
-        "/jobs/{job_id}/result",
-        response_class=Response,
-        responses={**PNG, **NOT_FOUND, **NOT_READY},
-        summary="The final image",
+
+@api.get(
+    "/jobs/{job_id}/preview",
+    response_class=Response,
+    responses={**PNG, **NOT_FOUND, **NOT_READY},
+    summary="The latest preview",
+)
+async def job_preview(job_id: str, queue: Queue) -> Response:
+    """The image as it was at the latest preview (the result, once finished)."""
+    _found(queue.status(job_id))
+    data = await run_in_threadpool(queue.preview_png, job_id)
+    if data is None:
+        raise _problem(409, "no preview yet: the job has not made its first step")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@api.get(
+    "/jobs/{job_id}/result",
+    response_class=Response,
+    responses={**PNG, **NOT_FOUND, **NOT_READY},
+    summary="The final image",
+)
+async def job_result(job_id: str, queue: Queue) -> Response:
+    """The finished image as PNG, with the settings used embedded in its metadata. A
+    cancelled job's result is the best image it had reached."""
+    state = queue.job_state(job_id)
+    if state is None:
+        raise _problem(404, UNKNOWN_JOB)
+    data = await run_in_threadpool(queue.result_png, job_id)
+    if data is None:
+        if state[0] is State.FAILED:
+            raise _problem(409, f"the job failed: {state[1]}")
+        if state[0].finished:
+            raise _problem(409, "the job was cancelled before it started; it has no result")
+        raise _problem(409, f"the job is {state[0].value}; the result is not ready yet")
+    name = f"impasto-{job_id[:8]}.png"
+    return Response(
+        data,
+        media_type="image/png",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
     )
-    async def job_result(job_id: str, queue: Queue) -> Response:
-        """The finished image as PNG, with the settings used embedded in its metadata. A
-        cancelled job's result is the best image it had reached."""
-        state = queue.job_state(job_id)
-        if state is None:
-            raise _problem(404, UNKNOWN_JOB)
-        data = await run_in_threadpool(queue.result_png, job_id)
-        if data is None:
-            if state[0] is State.FAILED:
-                raise _problem(409, f"the job failed: {state[1]}")
-            if state[0].finished:
-                raise _problem(409, "the job was cancelled before it started; it has no result")
-            raise _problem(409, f"the job is {state[0].value}; the result is not ready yet")
-        name = f"impasto-{job_id[:8]}.png"
-        return Response(
-            data,
-            media_type="image/png",
-            headers={"Content-Disposition": f'inline; filename="{name}"'},
-        )
 
-    @api.post(
-        "/jobs/{job_id}/cancel",
-        response_model=JobStatus,
-        responses=NOT_FOUND,
-        summary="Cancel a job",
-    )
-    def cancel_job(job_id: str, queue: Queue) -> dict[str, Any]:
-        """A queued job is dropped; a running one stops after its current iteration and keeps
-        its best image as the result. Cancelling a finished job changes nothing."""
-        return _found(queue.cancel(job_id))
 
-    @api.delete(
-        "/jobs/{job_id}", status_code=204, responses=NOT_FOUND, summary="Cancel and delete a job"
-    )
-    def delete_job(job_id: str, queue: Queue) -> Response:
-        """Cancel the job if needed and delete it with its files."""
-        if not queue.delete(job_id):
-            raise _problem(404, UNKNOWN_JOB)
-        return Response(status_code=204)
+@api.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobStatus,
+    responses=NOT_FOUND,
+    summary="Cancel a job",
+)
+def cancel_job(job_id: str, queue: Queue) -> dict[str, Any]:
+    """A queued job is dropped; a running one stops after its current iteration and keeps
+    its best image as the result. Cancelling a finished job changes nothing."""
+    return _found(queue.cancel(job_id))
 
-    return api
+
+@api.delete(
+    "/jobs/{job_id}", status_code=204, responses=NOT_FOUND, summary="Cancel and delete a job"
+)
+def delete_job(job_id: str, queue: Queue) -> Response:
+    """Cancel the job if needed and delete it with its files."""
+    if not queue.delete(job_id):
+        raise _problem(404, UNKNOWN_JOB)
+    return Response(status_code=204)
 
 
 def _prepare(

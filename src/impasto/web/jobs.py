@@ -2,129 +2,25 @@
 
 A thread is enough: PyTorch releases the GIL while it computes, so the web server
 stays responsive. Everything a request handler reads is copied out under the lock
-(:meth:`JobQueue.status`); the worker alone touches the engine.
+(:meth:`JobQueue.status`); the worker alone touches the engine (:mod:`.runner`).
 """
 
 from __future__ import annotations
 
 import collections
-import enum
-import logging
-import math
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from PIL import Image
 
-from ..errors import ImpastoError
-from ..io import images
-from ..settings import Settings
 from .config import ServerConfig
+from .job import Engine, Job, State, new_job_id, stylizer_engine
+from .runner import JobRunner
 from .uploads import remove_tree
 
-log = logging.getLogger("impasto.web")
-
-RESULT_NAME = "result.png"
-
-
-class State(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-    @property
-    def finished(self) -> bool:
-        return self in (State.DONE, State.CANCELLED, State.FAILED)
-
-
-# --- the engine, as the queue sees it (the real one is impasto.optimize.Stylizer) ---------
-class ProgressLike(Protocol):
-    iteration: int
-    iterations: int
-    losses: dict[str, float]
-    best_total: float
-    elapsed: float
-
-    @property
-    def eta(self) -> float: ...
-
-    def image(self) -> Image.Image: ...
-
-
-class ResultLike(Protocol):
-    image: Image.Image
-    losses: dict[str, float]
-    stopped: str
-
-    def save(self, path: str | Path, *, overwrite: bool = False) -> None: ...
-
-
-class RunLike(Protocol):
-    def run(self) -> Iterator[ProgressLike]: ...
-
-    def result(self, stopped: str | None = None) -> ResultLike: ...
-
-
-Engine = Callable[[Image.Image, Sequence[Image.Image], Settings], RunLike]
-
-
-def stylizer_engine(
-    content: Image.Image, styles: Sequence[Image.Image], settings: Settings
-) -> RunLike:
-    from ..optimize import Stylizer  # torch is imported when the first job runs
-
-    return Stylizer(content, list(styles), settings)
-
-
-# --- jobs ------------------------------------------------------------------------------
-@dataclass
-class Job:
-    id: str
-    folder: Path
-    content: Path
-    styles: list[Path]
-    settings: Settings
-    iterations: int  # planned until the engine reports its own count
-    created: float = field(default_factory=time.time)
-    state: State = State.QUEUED
-    iteration: int = 0
-    losses: dict[str, float] | None = None
-    best_total: float | None = None
-    elapsed: float | None = None
-    eta: float | None = None
-    started: float | None = None
-    finished: float | None = None
-    error: str | None = None
-    note: str | None = None
-    scale: int | None = None  # index of the current scale of a multi-scale run, 0 = coarsest
-    scales: int | None = None
-    scale_size: list[int] | None = None  # [width, height] being optimised now
-    preview: Image.Image | None = None
-    preview_version: int = 0
-    preview_png: tuple[int, bytes] | None = None  # (version, encoded) cache
-    has_result: bool = False
-    discard: bool = False  # delete as soon as the worker lets go of it
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def result_path(self) -> Path:
-        return self.folder / RESULT_NAME
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _finite(x: float | None) -> float | None:
-    # JSON has no NaN or infinity; a missing number says the same to a client.
-    return x if x is not None and math.isfinite(x) else None
+__all__ = ["Engine", "Job", "JobQueue", "QueueFull", "State"]
 
 
 class QueueFull(Exception):
@@ -137,13 +33,13 @@ class JobQueue:
     def __init__(self, config: ServerConfig, folder: Path, engine: Engine | None = None):
         self.config = config
         self.folder = folder
-        self.engine: Engine = engine or stylizer_engine
         self._jobs: dict[str, Job] = {}
         self._waiting: collections.deque[Job] = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
         self._worker: threading.Thread | None = None
+        self._runner = JobRunner(engine or stylizer_engine, self._lock, config.preview_seconds)
 
     # --- life cycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -212,7 +108,7 @@ class JobQueue:
                 return None
             if job.state is State.QUEUED:
                 self._waiting.remove(job)
-                self._finish_locked(job, State.CANCELLED)
+                job.finish(State.CANCELLED)
             elif job.state is State.RUNNING:
                 job.cancel.set()
             return self._status_locked(job)
@@ -265,39 +161,13 @@ class JobQueue:
 
     # --- status ---------------------------------------------------------------------------
     def _status_locked(self, job: Job) -> dict[str, Any]:
-        position = None
-        if job.state is State.QUEUED:
-            position = self._waiting.index(job) + 1
-        return {
-            "id": job.id,
-            "state": job.state.value,
-            "position": position,
-            "iteration": job.iteration,
-            "iterations": job.iterations,
-            "losses": None
-            if job.losses is None
-            else {k: _finite(v) for k, v in job.losses.items()},
-            "best_total": _finite(job.best_total),
-            "elapsed": _finite(job.elapsed),
-            "eta": _finite(job.eta),
-            "created": job.created,
-            "started": job.started,
-            "finished": job.finished,
-            "error": job.error,
-            "note": job.note,
-            "scale": job.scale,
-            "scales": job.scales,
-            "scale_size": job.scale_size,
-            "preview_version": job.preview_version,
-            "has_result": job.has_result,
-            "cancel_requested": job.cancel.is_set() and not job.state.finished,
-            "settings": job.settings.to_dict(),
-        }
+        position = self._waiting.index(job) + 1 if job.state is State.QUEUED else None
+        return job.status(position)
 
     # --- the worker -------------------------------------------------------------------------
     def _work(self) -> None:
         while (job := self._next()) is not None:
-            self._run(job)
+            self._runner.run(job)
             self.sweep()
 
     def _next(self) -> Job | None:
@@ -313,73 +183,6 @@ class JobQueue:
             job.state = State.RUNNING
             job.started = time.time()
             return job
-
-    def _run(self, job: Job) -> None:
-        try:
-            content = _open(job.content)
-            styles = [_open(p) for p in job.styles]
-            run = self.engine(content, styles, job.settings)
-            stopped = "cancelled" if job.cancel.is_set() else None
-            if stopped is None:
-                last_preview = 0.0
-                for p in run.run():
-                    now = time.monotonic()
-                    # Encoding an image every iteration would cost more than the step itself.
-                    fresh = None
-                    if now - last_preview >= self.config.preview_seconds or p.iteration == 1:
-                        fresh, last_preview = p.image(), now
-                    self._progress(job, p, fresh)
-                    if job.cancel.is_set():
-                        stopped = "cancelled"
-                        break
-            result = run.result(stopped)
-            result.save(job.result_path, overwrite=True)
-        except ImpastoError as e:
-            self._fail(job, _without_paths(str(e), job))
-            return
-        except Exception:
-            log.exception("job %s failed", job.id)
-            self._fail(job, "the job failed inside the server (see the server log)")
-            return
-        with self._lock:
-            job.has_result = True
-            # The engine's copy records the seed it drew, so the status tells how to repeat it.
-            job.settings = getattr(result, "settings", job.settings)
-            job.losses = dict(result.losses)
-            job.best_total = result.losses.get("total")
-            job.eta = 0.0
-            self._set_preview_locked(job, result.image)
-            job.note = _note(result.stopped, getattr(run, "oom_message", None))
-            self._finish_locked(job, State.CANCELLED if stopped == "cancelled" else State.DONE)
-
-    def _progress(self, job: Job, p: ProgressLike, preview: Image.Image | None) -> None:
-        with self._lock:
-            job.iteration = p.iteration
-            job.iterations = p.iterations
-            job.losses = dict(p.losses)
-            job.best_total = p.best_total
-            job.elapsed = p.elapsed
-            job.eta = p.eta
-            # Multi-scale runs say which scale they are at; other engines need not.
-            job.scale = getattr(p, "scale", None)
-            job.scales = getattr(p, "scales", None)
-            size = getattr(p, "size", None)
-            job.scale_size = list(size) if size else None
-            if preview is not None:
-                self._set_preview_locked(job, preview)
-
-    def _set_preview_locked(self, job: Job, image: Image.Image) -> None:
-        job.preview = image
-        job.preview_version += 1
-
-    def _fail(self, job: Job, message: str) -> None:
-        with self._lock:
-            job.error = message
-            self._finish_locked(job, State.FAILED)
-
-    def _finish_locked(self, job: Job, state: State) -> None:
-        job.state = state
-        job.finished = time.time()
 
     # --- clean-up -----------------------------------------------------------------------------
     def sweep(self) -> None:
@@ -409,35 +212,6 @@ class JobQueue:
     def _remove(self, jobs: list[Job]) -> None:
         for j in jobs:
             remove_tree(j.folder)
-
-
-def _open(path: Path) -> Image.Image:
-    """An upload as the engine wants it: RGB, or RGBA when it has transparency to keep."""
-    rgb, alpha = images.load_image_and_alpha(path)
-    return images.apply_alpha(rgb, alpha)
-
-
-def _without_paths(message: str, job: Job) -> str:
-    # Engine errors name files by their server path, which is no business of the client.
-    for label, path in (
-        ("content", job.content),
-        *((f"styles[{i}]", p) for i, p in enumerate(job.styles, start=1)),
-    ):
-        message = message.replace(str(path), label)
-    return message.replace(str(job.folder), "(job)")
-
-
-NOTES = {
-    "nan": "the loss became NaN or infinite; the result is the best image before that "
-    "(try a lower learning rate or smaller weights)",
-    "oom": "ran out of memory; the result is the best image before that (try a smaller size)",
-    "converged": "stopped early: the loss had stopped improving (see the tolerance setting)",
-}
-
-
-def _note(stopped: str, detail: str | None) -> str | None:
-    note = NOTES.get(stopped)
-    return f"{note} ({detail})" if note and detail else note
 
 
 def _png_bytes(image: Image.Image) -> bytes:

@@ -1,9 +1,10 @@
-"""What a web client may ask for: its settings checked against the server's rules.
+"""What a web client may ask for: the server's limits on top of the settings' own checks.
 
 The settings are the same :class:`~impasto.settings.Settings` the command line uses,
-with the same validation; on top of that a client must not be able to make the
-server read its own files (``initial``, ``weights`` and the masks can name paths), pick
-the device, or ask for more work than the server's limits allow.
+checked by the same code (choices, ranges, layer names); on top of that a client must
+not be able to make the server read its own files (``initial``, ``weights`` and the
+masks can name paths), pick the device, or ask for more work than the server's limits
+allow.
 
 Text settings are refused unless known to be safe: one added to Settings later, which
 might name a file, stays at its default here until it is listed below.
@@ -12,12 +13,10 @@ might name a file, stays at its default here until it is listed below.
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from typing import Any
 
 from ..errors import SettingsError
-from ..settings import VGG19_LAYERS, Settings, base_type, field_types
+from ..settings import Settings, base_type, field_types
 from .config import ServerConfig
 
 # The file choice of ``initial`` would be a path on the server.
@@ -27,49 +26,29 @@ SERVER_CHOSEN = ("device", "weights")
 # Fixed on the server: files written next to the output, console output, and machine-wide
 # knobs (threads are per process, compiling costs minutes) are not a client's business.
 FORCED: dict[str, Any] = {"checkpoint_every": 0, "print_every": 0, "threads": 0, "compile": False}
-# Text settings whose values are VGG19 layer names (checked here, whatever validate() does).
+# Text settings whose values Settings accepts only as VGG19 layer names, never as paths.
 LAYER_SETTINGS = ("content_layers", "style_layers", "style_layers_per_style")
-# Seeds beyond this overflow torch's generator.
-MAX_SEED = 2**63 - 1
 
 _TYPE_NAMES = {int: "integer", float: "number", bool: "boolean", str: "string"}
-_FLAG = re.compile(r"^--([a-z0-9-]+):")
-
-
-def web_message(error: Exception) -> str:
-    """A settings error in the page's words: ``size: ...`` rather than ``--size: ...``."""
-    return _FLAG.sub(lambda m: m.group(1).replace("-", "_") + ":", str(error), count=1)
 
 
 def settings_from_client(data: Any, config: ServerConfig) -> Settings:
     """Settings from a client's JSON object; :class:`SettingsError` says what is wrong."""
     if not isinstance(data, dict):
         raise SettingsError("settings must be a JSON object")
-    weights = data.get("weights", config.weights)
-    if weights != config.weights:
+    if data.get("weights", config.weights) != config.weights:
         raise SettingsError(
-            f"--weights: this server always uses {config.weights!r}; leave the setting out"
+            f"this server always uses {config.weights!r}; leave the setting out", setting="weights"
         )
     _check_nulls(data)
-    try:
-        settings = Settings.from_dict(data, strict=True)
-    except SettingsError:
-        raise
-    except (TypeError, ValueError, OverflowError) as e:
-        # coerce() reports most type errors itself; huge integers for float fields are not.
-        raise SettingsError(f"settings: {e}") from None
-    forced = {k: v for k, v in FORCED.items() if k in field_types()}
-    settings = settings.replace(device=config.device, weights=config.weights, **forced)
-    _check_choices(settings)
-    _check_finite(settings)
+    settings = Settings.from_dict(data, strict=True)
+    settings = settings.replace(device=config.device, weights=config.weights, **FORCED)
     if settings.initial not in WEB_INITIAL_CHOICES:
         raise SettingsError(
-            f"--initial: choose from {', '.join(WEB_INITIAL_CHOICES)}, got {settings.initial!r}"
+            f"choose from {', '.join(WEB_INITIAL_CHOICES)}, got {settings.initial!r}",
+            setting="initial",
         )
-    _check_text(settings)
-    if settings.seed is not None and not 0 <= settings.seed <= MAX_SEED:
-        raise SettingsError(f"--seed: must be between 0 and {MAX_SEED}, got {settings.seed}")
-    settings.validate()
+    _check_no_files(settings)
     if settings.size:
         check_work(settings, settings.size, config)
     return settings
@@ -87,31 +66,33 @@ def check_work(settings: Settings, size: int, config: ServerConfig) -> int:
     ``size`` is the output's long side (the content image's own when the size setting is 0).
     """
     if size > config.max_size:
-        what = "size" if settings.size else "size (0 = the content image's size)"
-        raise SettingsError(
-            f"--{what}: this server allows at most {config.max_size} pixels, got {size}"
-        )
+        allowed = f"this server allows at most {config.max_size} pixels, got {size}"
+        if settings.size:
+            raise SettingsError(allowed, setting="size")
+        raise SettingsError(f"size (0 = the content image's size): {allowed}")
     largest = max(settings.style_scales) * size
     if largest > config.max_size:
         raise SettingsError(
-            f"--style-scales: style images would be {round(largest)} pixels long; this server "
-            f"allows at most {config.max_size}"
+            f"style images would be {round(largest)} pixels long; this server allows at most "
+            f"{config.max_size}",
+            setting="style_scales",
         )
     planned = planned_iterations(settings, size)
     if planned > config.max_iterations:
         raise SettingsError(
-            f"--iterations: this job would run up to {planned} iterations (all scales "
-            f"together); this server allows at most {config.max_iterations}"
+            f"this job would run up to {planned} iterations (all scales together); this "
+            f"server allows at most {config.max_iterations}",
+            setting="iterations",
         )
     return planned
 
 
 def _check_nulls(data: dict[str, Any]) -> None:
-    # coerce() passes None through untouched, even where the field has no "none" meaning.
+    # In the client's words: JSON's null, for a setting that has no "let impasto choose".
     types = field_types()
     for name, value in data.items():
         if value is None and name in types and not base_type(types[name])[2]:
-            raise SettingsError(f"--{_dash(name)}: needs a value, got null")
+            raise SettingsError("needs a value, got null", setting=name)
 
 
 def _text_is_free(name: str) -> bool:
@@ -120,48 +101,16 @@ def _text_is_free(name: str) -> bool:
     return bool(field.metadata.get("choices")) or name == "initial" or name in LAYER_SETTINGS
 
 
-def _check_text(settings: Settings) -> None:
+def _check_no_files(settings: Settings) -> None:
+    """Text settings that could name files on the server keep their defaults."""
     defaults = Settings()
     for name, annotation in field_types().items():
-        if base_type(annotation)[0] is not str or name in SERVER_CHOSEN:
+        if base_type(annotation)[0] is not str or name in SERVER_CHOSEN or _text_is_free(name):
             continue
-        value = getattr(settings, name)
-        if name in LAYER_SETTINGS and value is not None:
-            values = value if isinstance(value, tuple) else (value,)
-            for layer in (x for v in values for x in re.split(r"[\s,]+", v) if x):
-                if layer not in VGG19_LAYERS:
-                    raise SettingsError(f"--{_dash(name)}: unknown layer {layer!r}")
-        elif not _text_is_free(name) and value != getattr(defaults, name):
+        if getattr(settings, name) != getattr(defaults, name):
             raise SettingsError(
-                f"--{_dash(name)}: not available in the web app (it names files on the server)"
+                "not available in the web app (it names files on the server)", setting=name
             )
-
-
-def _check_choices(settings: Settings) -> None:
-    # Settings.validate() leaves choices to argparse; a web client bypasses argparse.
-    for f in dataclasses.fields(Settings):
-        choices = f.metadata.get("choices")
-        value = getattr(settings, f.name)
-        if choices and value not in choices:
-            raise SettingsError(
-                f"--{_dash(f.name)}: choose from {', '.join(choices)}, got {value!r}"
-            )
-
-
-def _check_finite(settings: Settings) -> None:
-    # JSON allows NaN and Infinity, and some settings are only range-checked one way.
-    for name, annotation in field_types().items():
-        elem, _, _ = base_type(annotation)
-        if elem is not float:
-            continue
-        value = getattr(settings, name)
-        values = value if isinstance(value, tuple) else (value,)
-        if any(v is not None and not math.isfinite(v) for v in values):
-            raise SettingsError(f"--{_dash(name)}: must be a finite number, got {value}")
-
-
-def _dash(name: str) -> str:
-    return name.replace("_", "-")
 
 
 def settings_schema(config: ServerConfig) -> list[dict[str, Any]]:

@@ -1,0 +1,154 @@
+"""One job of the web queue, its states, and the engine it runs on, as the queue sees it."""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from PIL import Image
+
+from ..results import StopReason
+from ..settings import Settings
+
+RESULT_NAME = "result.png"
+
+
+class State(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (State.DONE, State.CANCELLED, State.FAILED)
+
+
+# --- the engine, as the queue sees it (the real one is impasto.run.loop.Stylizer) ---------
+class ProgressLike(Protocol):
+    iteration: int
+    iterations: int
+    losses: dict[str, float]
+    best_total: float
+    elapsed: float
+
+    @property
+    def eta(self) -> float: ...
+
+    def image(self) -> Image.Image: ...
+
+
+class ResultLike(Protocol):
+    image: Image.Image
+    losses: dict[str, float]
+    stopped: str  # a StopReason, or its value
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None: ...
+
+
+class RunLike(Protocol):
+    def run(self) -> Iterator[ProgressLike]: ...
+
+    def result(self, stopped: StopReason | None = None) -> ResultLike: ...
+
+
+Engine = Callable[[Image.Image, Sequence[Image.Image], Settings], RunLike]
+
+
+def stylizer_engine(
+    content: Image.Image, styles: Sequence[Image.Image], settings: Settings
+) -> RunLike:
+    from ..run.loop import Stylizer  # torch is imported when the first job runs
+
+    return Stylizer(content, list(styles), settings)
+
+
+# --- jobs ------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """A job's inputs and what is known of its run. Read and written under the queue's lock."""
+
+    id: str
+    folder: Path
+    content: Path
+    styles: list[Path]
+    settings: Settings
+    iterations: int  # planned until the engine reports its own count
+    created: float = field(default_factory=time.time)
+    state: State = State.QUEUED
+    iteration: int = 0
+    losses: dict[str, float] | None = None
+    best_total: float | None = None
+    elapsed: float | None = None
+    eta: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    note: str | None = None
+    scale: int | None = None  # index of the current scale of a multi-scale run, 0 = coarsest
+    scales: int | None = None
+    scale_size: list[int] | None = None  # [width, height] being optimised now
+    preview: Image.Image | None = None
+    preview_version: int = 0
+    preview_png: tuple[int, bytes] | None = None  # (version, encoded) cache
+    has_result: bool = False
+    discard: bool = False  # delete as soon as the worker lets go of it
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def result_path(self) -> Path:
+        return self.folder / RESULT_NAME
+
+    def show(self, image: Image.Image) -> None:
+        """A new preview image."""
+        self.preview = image
+        self.preview_version += 1
+
+    def finish(self, state: State) -> None:
+        self.state = state
+        self.finished = time.time()
+
+    def status(self, position: int | None) -> dict[str, Any]:
+        """What the API answers about the job (``position`` in the queue, if waiting)."""
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "position": position,
+            "iteration": self.iteration,
+            "iterations": self.iterations,
+            "losses": None
+            if self.losses is None
+            else {k: _finite(v) for k, v in self.losses.items()},
+            "best_total": _finite(self.best_total),
+            "elapsed": _finite(self.elapsed),
+            "eta": _finite(self.eta),
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "error": self.error,
+            "note": self.note,
+            "scale": self.scale,
+            "scales": self.scales,
+            "scale_size": self.scale_size,
+            "preview_version": self.preview_version,
+            "has_result": self.has_result,
+            "cancel_requested": self.cancel.is_set() and not self.state.finished,
+            "settings": self.settings.to_dict(),
+        }
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _finite(x: float | None) -> float | None:
+    # JSON has no NaN or infinity; a missing number says the same to a client.
+    return x if x is not None and math.isfinite(x) else None
