@@ -68,6 +68,7 @@ def score(
     machine.prepare(settings.threads)
     try:
         inputs = RunInputs.open(content, styles, settings)
+        inputs.check_sizes(settings)
         machine.check_fits(*inputs.size(settings.size))
         targets = Targets(inputs, settings, machine, settings.size)
         loss = targets.loss(img.size)

@@ -255,8 +255,8 @@ class Settings:
     precision: str = _opt(
         "auto",
         "arithmetic of the network: auto (bf16 on CUDA GPUs that have it, else fp16; bf16 "
-        "on CPUs with AMX, else fp32), fp32, bf16 or fp16 (CUDA only); Gram matrices and "
-        "losses stay float32. MPS uses fp32",
+        "on CPUs with AMX, or with AVX-512 BF16 where it measures faster; else fp32), fp32, "
+        "bf16 or fp16 (CUDA only); Gram matrices and losses stay float32. MPS uses fp32",
         choices=("auto", "fp32", "bf16", "fp16"),
         group="machine",
     )

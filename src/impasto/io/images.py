@@ -28,6 +28,7 @@ from PIL import (
 )
 
 from ..errors import ImageError
+from ..run.schedule import fit_long_side
 from .files import atomic_file
 
 OUTPUT_FORMATS = {
@@ -402,9 +403,7 @@ def _one_line(error: BaseException) -> str:
 
 def size_for(img: Image.Image, long_side: int) -> tuple[int, int]:
     """(width, height) of ``img`` scaled so its long side is ``long_side``."""
-    w, h = img.size
-    scale = long_side / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+    return fit_long_side(img.size, long_side)
 
 
 def resize_long_side(img: Image.Image, size: int) -> Image.Image:

@@ -30,6 +30,7 @@ from ..model.topology import VGG19_LAYERS
 from ..model.vgg import VGG19Features
 from ..model.weights import load_weights
 from ..settings import Settings
+from .sizes import check_working_sizes
 
 ImageInput = str | os.PathLike | Image.Image
 
@@ -99,6 +100,18 @@ class RunInputs:
             style_masks=_masks(style_mask_images, settings.style_masks),
             content_source=content,
             style_sources=list(styles),
+        )
+
+    def check_sizes(self, settings: Settings) -> None:
+        """Refuse images that some scale would make too small for the network."""
+        check_working_sizes(
+            settings,
+            self.content.size,
+            [img.size for img in self.styles],
+            content_name=_name(self.content_source, "the content image"),
+            style_names=[
+                _name(source, f"style image {i + 1}") for i, source in enumerate(self.style_sources)
+            ],
         )
 
     def size(self, long_side: int) -> tuple[int, int]:
@@ -222,6 +235,10 @@ class Targets:
         if self.settings.preserve_colors:
             return preserve_colors(self.inputs.content, image)
         return image
+
+
+def _name(source: object, otherwise: str) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else otherwise
 
 
 def _recolor(color: ColorTransform | None, image: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,13 @@ SINGLE_SCALE_ITERATIONS = 500
 FINAL_SCALE_ITERATIONS = 40
 
 
+def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(width, height) of an image of ``size`` scaled so its long side is ``long_side``."""
+    w, h = size
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def scale_sizes(final_size: int, *, scales: int, min_size: int, ratio: float) -> list[int]:
     """Long sides of the scales, coarse to fine, ending at ``final_size``.
 
