@@ -80,7 +80,7 @@ def strategies(content: Path, style: Path, args: argparse.Namespace) -> list[tup
             out.append((name, n * args.coarse_cost, curve))
     noise = stylizer(content, style, size, its, dev, initial="noise")
     gen = torch.Generator().manual_seed(0)
-    out.append(("noise", 0.0, run_from(noise, noise._initial_image(gen))))
+    out.append(("noise", 0.0, run_from(noise, noise.targets.start(noise.schedule.sizes[0], gen))))
     return out
 
 
