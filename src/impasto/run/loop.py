@@ -160,7 +160,7 @@ class Stylizer:
             )
             self.iteration += 1
             self.scale_iteration += 1
-            self.converged = self.stop_test.update(self.best.total)
+            self.converged = self.stop_test.update(self.best.total, self.best.losses)
             yield self._progress()
 
     def _progress(self) -> Progress:

@@ -63,19 +63,24 @@ class Schedule:
 
     sizes: tuple[tuple[int, int], ...]  # (width, height) of each scale
     planned: tuple[int, ...]  # iterations (at most) of each scale
+    # Cost of an iteration per pixel at each scale, relative to an untiled one (a tiled
+    # scale runs halos and a second forward pass); empty = 1 everywhere.
+    costs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.sizes) != len(self.planned) or not self.sizes:
             raise ValueError("a schedule needs one iteration count per size")
+        if self.costs and len(self.costs) != len(self.sizes):
+            raise ValueError("a schedule needs one cost per size, or none")
 
     @property
     def long_sides(self) -> list[int]:
         return [max(size) for size in self.sizes]
 
-    def work(self, scale: int) -> int:
+    def work(self, scale: int) -> float:
         """The cost of one iteration at ``scale``, in pixels (a step's cost grows with them)."""
         w, h = self.sizes[scale]
-        return w * h
+        return w * h * (self.costs[scale] if self.costs else 1)
 
     def iterations(self, runs: Sequence[int], scale: int, done: int, finished: bool) -> int:
         """Iterations over all scales: ``runs`` at the scales before ``scale``, ``done``

@@ -18,6 +18,7 @@ from ..devices import Machine
 from ..settings import Settings
 from .inputs import ImageInput, RunInputs, Targets
 from .schedule import Schedule
+from .tiling import plan_tiles
 
 
 @dataclass
@@ -64,6 +65,6 @@ def prepare(
         sizes=tuple(inputs.size(n) for n in long_sides),
         planned=tuple(settings.scale_iterations(len(long_sides))),
     )
-    machine.check_fits(*schedule.sizes[-1])
+    settings.tile, schedule = plan_tiles(settings, schedule, machine)  # checks the memory
     targets = Targets(inputs, settings, machine, final)
     return RunSetup(settings, machine, inputs, schedule, targets)

@@ -13,8 +13,8 @@ from .schedule import fit_long_side
 def smallest_side(layers: set[str]) -> int:
     """The shortest image side the network can take up to the deepest of ``layers``.
 
-    Each 2x2 pooling halves the image (rounding down), so a layer whose total
-    stride is s needs at least s pixels to have one position left; the total
+    Each 2x2 pooling halves the image, so a layer whose total stride is s needs at
+    least s pixels for one position made of whole pooling windows; the total
     variation needs two pixels in each direction.
     """
     return max([2, *(LAYERS[name].stride for name in layers)])

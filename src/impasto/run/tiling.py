@@ -10,16 +10,26 @@ the whole image when
 * x0 - h is a multiple of s, so that every pooling window of the tile is one of
   the whole image's (core sides and halo are multiples of s),
 
-with zero padding only where the tile meets the true image border. Smaller halos
-trade exactness for speed (docs/tiled.md measures how much).
+with zero padding only where the tile meets the true image border. That full halo is
+a worst case: a pixel at the edge of a receptive field barely moves a feature. The
+default halo covers two thirds of the reach (48 px at relu5_1 instead of 80), which
+changed the gradient by at most 2e-5 of its largest value in the measurements of
+docs/tiled.md, for 18-20% less work than the full halo.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import torch
+
+from ..devices import FIXED_BYTES, Machine, available_memory_bytes, estimate_memory_bytes
+from ..errors import ImpastoError
 from ..model.topology import LAYERS, VGG19_LAYERS
+from ..settings import Settings
+from .schedule import Schedule
 
 # The smallest tile side allowed: a multiple of VGG19's stride at relu5_x.
 TILE_STEP = 16
@@ -66,9 +76,28 @@ def alignment(layers: Iterable[str]) -> int:
 
 def full_halo(layers: Iterable[str]) -> int:
     """The narrowest halo that gives exact features at every one of ``layers``."""
-    need = reach(deepest(layers)).halo
-    step = alignment(layers)
-    return -(-need // step) * step
+    layers = tuple(layers)
+    return _aligned(reach(deepest(layers)).halo, alignment(layers))
+
+
+# The default halo's share of the full one's reach (see the module's docstring).
+HALO_FRACTION = 2 / 3
+
+
+def default_halo(layers: Iterable[str]) -> int:
+    """The halo used unless one is given: two thirds of the reach, aligned."""
+    layers = tuple(layers)
+    return _aligned(math.ceil(HALO_FRACTION * reach(deepest(layers)).halo), alignment(layers))
+
+
+def _aligned(pixels: int, step: int) -> int:
+    return -(-pixels // step) * step
+
+
+def features_along(pixels: int, stride: int) -> int:
+    """Features along a side of ``pixels`` at a layer of total ``stride``: the network's
+    pooling keeps a last, partial window (it rounds up)."""
+    return -(-pixels // stride)
 
 
 @dataclass(frozen=True)
@@ -93,14 +122,16 @@ class Tile:
     def core_at(self, stride: int) -> tuple[slice, slice]:
         """(rows, columns) of the core's features in the padded tile's feature map."""
         c, p = self.core, self.padded
-        rows = slice(c.y0 // stride - p.y0 // stride, c.y1 // stride - p.y0 // stride)
-        cols = slice(c.x0 // stride - p.x0 // stride, c.x1 // stride - p.x0 // stride)
+        y1, x1 = features_along(c.y1, stride), features_along(c.x1, stride)
+        rows = slice(c.y0 // stride - p.y0 // stride, y1 - p.y0 // stride)
+        cols = slice(c.x0 // stride - p.x0 // stride, x1 - p.x0 // stride)
         return rows, cols
 
     def core_in_image(self, stride: int) -> tuple[slice, slice]:
         """(rows, columns) of the core's features in the whole image's feature map."""
         c = self.core
-        return slice(c.y0 // stride, c.y1 // stride), slice(c.x0 // stride, c.x1 // stride)
+        y1, x1 = features_along(c.y1, stride), features_along(c.x1, stride)
+        return slice(c.y0 // stride, y1), slice(c.x0 // stride, x1)
 
     def padded_slices(self) -> tuple[slice, slice]:
         p = self.padded
@@ -124,7 +155,9 @@ class TileGrid:
         out = []
         for y0 in range(0, self.height, self.tile):
             for x0 in range(0, self.width, self.tile):
-                core = Box(x0, y0, min(x0 + self.tile, self.width), min(y0 + self.tile, self.height))
+                core = Box(
+                    x0, y0, min(x0 + self.tile, self.width), min(y0 + self.tile, self.height)
+                )
                 padded = Box(
                     max(0, core.x0 - self.halo),
                     max(0, core.y0 - self.halo),
@@ -142,14 +175,16 @@ class TileGrid:
         return sum(t.padded.area for t in self.tiles())
 
 
-def grid_for(width: int, height: int, tile: int, layers: Iterable[str], halo: int | None) -> TileGrid:
+def grid_for(
+    width: int, height: int, tile: int, layers: Iterable[str], halo: int | None
+) -> TileGrid:
     """The grid for an image of this size: cores of ``tile`` rounded down to the
-    alignment ``layers`` need (pool5 needs 32), the full halo unless one is given."""
+    alignment ``layers`` need (pool5 needs 32), the default halo unless one is given."""
     layers = tuple(layers)
     step = alignment(layers)
     core = max(step, tile // step * step)
     if halo is None:
-        halo = full_halo(layers)
+        halo = default_halo(layers)
     elif halo % step:
         raise ValueError(f"the halo must be a multiple of {step} for these layers, got {halo}")
     return TileGrid(width, height, core, halo)
@@ -158,3 +193,90 @@ def grid_for(width: int, height: int, tile: int, layers: Iterable[str], halo: in
 def is_tiled(tile: int | None, size: tuple[int, int]) -> bool:
     """Whether a scale of ``size`` (width, height) runs tiled: tile set, image larger."""
     return bool(tile) and max(size) > (tile or 0)
+
+
+# --- what fits -------------------------------------------------------------------------
+# Memory of a tiled run, in float32 (half of the per-pixel parts in bf16/fp16): what grows
+# with the image (iterate, gradient, best image, L-BFGS vectors and history, content
+# targets) per output pixel, and the network's forward and backward per pixel of one
+# padded tile. Measured with benchmarks/tiled.py (docs/tiled.md).
+IMAGE_BYTES_PER_PIXEL = 400
+TILE_BYTES_PER_PIXEL = 3200
+# Tile sides auto tries, largest first.
+AUTO_TILES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256)
+# An iteration's cost per padded pixel against an untiled one: two forward passes and
+# one backward instead of one of each (a backward costs about two forwards).
+SECOND_PASS_COST = 4 / 3
+
+
+def estimate_tiled_bytes(width: int, height: int, grid: TileGrid, dtype: torch.dtype | None) -> int:
+    """Peak memory of a tiled run at this size (a safe overestimate)."""
+    half = dtype in (torch.float16, torch.bfloat16)
+    tile = min(grid.width, grid.tile + 2 * grid.halo) * min(grid.height, grid.tile + 2 * grid.halo)
+    image = IMAGE_BYTES_PER_PIXEL * width * height
+    return FIXED_BYTES + image + (TILE_BYTES_PER_PIXEL // (2 if half else 1)) * tile
+
+
+def network_layers(settings: Settings) -> tuple[str, ...]:
+    return tuple(set(settings.content_layer_weights()) | settings.all_style_layers()) or (
+        "conv1_1",
+    )
+
+
+def resolve_tile(
+    settings: Settings, size: tuple[int, int], machine: Machine, free: int | None = None
+) -> int:
+    """The tile side to use for a run whose final size is ``size`` (width, height).
+
+    ``settings.tile`` when set (after checking that it fits); for auto, 0 when the
+    untiled evaluation fits the memory available (``free`` bytes, by default what the
+    device has free now) and else the largest tile that does. Raises
+    :class:`ImpastoError` when nothing fits.
+    """
+    width, height = size
+    if free is None:
+        free = available_memory_bytes(machine.device)
+    layers = network_layers(settings)
+    if settings.tile is None:
+        untiled = estimate_memory_bytes(height, width, machine.dtype)
+        if free is None or untiled <= free:
+            return 0
+        candidates = [t for t in AUTO_TILES if t < max(size)]
+        if not candidates:  # too small to tile
+            raise ImpastoError(
+                f"a {width}x{height} image needs about {untiled / 1e9:.1f} GB but only "
+                f"{free / 1e9:.1f} GB is free on {machine.device}"
+            )
+    elif not is_tiled(settings.tile, size):
+        machine.check_fits(width, height)
+        return settings.tile
+    else:
+        candidates = [settings.tile]
+    for tile in candidates:
+        need = estimate_tiled_bytes(
+            width, height, grid_for(width, height, tile, layers, None), machine.dtype
+        )
+        if free is None or need <= free:
+            return tile
+    raise ImpastoError(
+        f"a {width}x{height} image needs about {need / 1e9:.1f} GB even in tiles of "
+        f"{tile} px, but only {free / 1e9:.1f} GB is free on {machine.device}; use a smaller "
+        "--size or --tile"
+    )
+
+
+def tiled_cost(size: tuple[int, int], tile: int, layers: Iterable[str]) -> float:
+    """An iteration's cost per pixel at ``size``, relative to an untiled iteration."""
+    if not is_tiled(tile, size):
+        return 1.0
+    grid = grid_for(*size, tile, layers, None)
+    return SECOND_PASS_COST * grid.padded_area() / (size[0] * size[1])
+
+
+def plan_tiles(settings: Settings, schedule: Schedule, machine: Machine) -> tuple[int, Schedule]:
+    """The run's tile side (auto resolved, so that the settings recorded repeat the run)
+    and its schedule, with tiled scales weighted by their cost for the time left."""
+    tile = resolve_tile(settings, schedule.sizes[-1], machine)
+    layers = network_layers(settings)
+    costs = tuple(tiled_cost(size, tile, layers) for size in schedule.sizes)
+    return tile, replace(schedule, costs=costs)

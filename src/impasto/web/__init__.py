@@ -7,9 +7,12 @@ imported only when the server is built, so the command line works without them.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
-from typing import TYPE_CHECKING
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ImpastoError
 from .config import LOOPBACK_HOSTS, ServerConfig, config_from_args
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
     from .job import Engine
 
 MISSING_EXTRA = "the web app needs the 'web' extra: pip install 'impasto[web]'"
+# Seconds uvicorn waits for open connections at shut-down before it closes them; progress
+# streams end by themselves sooner (see routes.STREAM_SHUTDOWN_SECONDS).
+GRACEFUL_SECONDS = 5.0
 
 __all__ = ["MISSING_EXTRA", "ServerConfig", "create_app", "serve", "serve_from_args"]
 
@@ -27,6 +33,7 @@ __all__ = ["MISSING_EXTRA", "ServerConfig", "create_app", "serve", "serve_from_a
 def _require_extra() -> None:
     try:
         import fastapi  # noqa: F401
+        import fastapi_offline  # noqa: F401  (the API docs' files)
         import uvicorn  # noqa: F401
 
         try:  # FastAPI parses uploads with python-multipart (import name since 0.0.13)
@@ -46,13 +53,15 @@ def create_app(config: ServerConfig | None = None, *, engine: Engine | None = No
 
 
 def serve(config: ServerConfig) -> None:
-    """Run the server until Ctrl-C."""
+    """Run the server until Ctrl-C or SIGTERM (which stops the running job, to resume)."""
     _require_extra()
     import uvicorn
 
     app = create_app(config)
+    workspace: Path = app.state.workspace
+    _log_to_stderr(workspace)
     # Starlette spools large uploads to temporary files: keep even those in our folder.
-    spool = app.state.workspace / "spool"
+    spool = workspace / "spool"
     spool.mkdir(exist_ok=True)
     tempfile.tempdir = str(spool)
     if config.host not in LOOPBACK_HOSTS:
@@ -63,7 +72,57 @@ def serve(config: ServerConfig) -> None:
         )
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"impasto: serving on http://{host}:{config.port}/ (Ctrl-C stops)", file=sys.stderr)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    settings = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+    _server_class()(settings).run()
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, but a shut-down signal first stops the running job at its iteration.
+
+        uvicorn waits for open connections, and a page watching a job keeps its event
+        stream open for as long as the job runs: the streams end once the job is saved.
+        A second signal stops waiting for anything.
+        """
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            jobs = self.config.app.state.jobs
+            if self.should_exit:
+                self.force_exit = True
+                jobs.stop_now()
+            else:
+                jobs.stop_soon()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
+def _log_to_stderr(workspace: Path) -> None:
+    """One line per request problem or warning on stderr, without the server's paths."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("impasto: %(message)s"))
+    log = logging.getLogger("impasto.web")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    # python-multipart logs the details of malformed bodies line by line; the 400 answer
+    # (and its line in this log) says what matters.
+    for name in ("python_multipart", "multipart"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        text = str(message).replace(str(workspace), "(workdir)")
+        log.warning("warning: %s (%s)", text, category.__name__)
+
+    warnings.showwarning = show
 
 
 def serve_from_args(args: argparse.Namespace) -> int:

@@ -36,7 +36,8 @@ class ServerConfig:
     port: int = _opt(8000, "port to listen on", metavar="PORT")
     workdir: str | None = _opt(
         None,
-        "folder for uploads and results (default: a new temporary folder, removed on exit)",
+        "folder for uploads, results and the job database; a restart on the same folder "
+        "finds its jobs again (default: a new temporary folder, removed on exit)",
         metavar="DIR",
     )
     device: str = _opt(
@@ -49,6 +50,18 @@ class ServerConfig:
     max_megapixels: float = _opt(
         25.0, "largest accepted image, in millions of pixels", metavar="MP"
     )
+    max_request_megapixels: float = _opt(
+        50.0,
+        "most pixels of all the images of one job together, in millions (read from the "
+        "files' headers, before anything is decoded)",
+        metavar="MP",
+    )
+    max_decodes: int = _opt(
+        1,
+        "images decoded at once, by submissions and the running job together (a "
+        "25-megapixel float TIFF takes about 0.5 GB while it is decoded)",
+        metavar="N",
+    )
     max_styles: int = _opt(4, "most style images per job", metavar="N")
     max_queue: int = _opt(8, "most jobs waiting behind the running one", metavar="N")
     max_size: int = _opt(
@@ -56,7 +69,10 @@ class ServerConfig:
     )
     max_iterations: int = _opt(1000, "most iterations per job", metavar="N")
     keep_minutes: float = _opt(
-        60.0, "finished jobs and their files are deleted after this many minutes", metavar="MIN"
+        1440.0,
+        "finished jobs and their files are deleted after this many minutes (they survive "
+        "restarts on the same --workdir)",
+        metavar="MIN",
     )
     keep_jobs: int = _opt(
         20, "finished jobs kept at most; the oldest are deleted first", metavar="N"
@@ -75,6 +91,10 @@ class ServerConfig:
         return int(self.max_megapixels * 1_000_000)
 
     @property
+    def max_request_pixels(self) -> int:
+        return int(self.max_request_megapixels * 1_000_000)
+
+    @property
     def keep_seconds(self) -> float:
         return self.keep_minutes * 60.0
 
@@ -87,11 +107,17 @@ class ServerConfig:
         """Raise :class:`ImpastoError` naming the first option that makes no sense."""
         if not 0 <= self.port <= 65535:
             raise ImpastoError(f"--port: must be between 0 and 65535, got {self.port}")
-        for name in ("max_upload_mb", "max_megapixels", "keep_minutes", "preview_seconds"):
+        for name in (
+            "max_upload_mb",
+            "max_megapixels",
+            "max_request_megapixels",
+            "keep_minutes",
+            "preview_seconds",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ImpastoError(f"--{_flag(name)}: must be a number > 0, got {value}")
-        for name in ("max_styles", "max_queue", "max_iterations", "keep_jobs"):
+        for name in ("max_styles", "max_queue", "max_iterations", "keep_jobs", "max_decodes"):
             if getattr(self, name) < 1:
                 raise ImpastoError(f"--{_flag(name)}: must be >= 1, got {getattr(self, name)}")
         if self.max_size < 16:
@@ -103,6 +129,7 @@ class ServerConfig:
         return {
             "max_upload_bytes": self.max_upload_bytes,
             "max_pixels": self.max_pixels,
+            "max_request_pixels": self.max_request_pixels,
             "max_styles": self.max_styles,
             "max_queue": self.max_queue,
             "max_size": self.max_size,

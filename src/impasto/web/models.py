@@ -15,7 +15,10 @@ class Problem(BaseModel):
 
 class JobStatus(BaseModel):
     id: str
-    state: Literal["queued", "running", "done", "cancelled", "failed"]
+    kind: str = Field(description="what the job makes: stylize")
+    state: Literal["queued", "running", "done", "cancelled", "failed", "interrupted"] = Field(
+        description="interrupted: stopped by a shutdown of the server (see resumable)"
+    )
     position: int | None = Field(description="place in the queue (1 = next); null unless queued")
     iteration: int
     iterations: int
@@ -35,6 +38,7 @@ class JobStatus(BaseModel):
     scale_size: list[int] | None = Field(description="[width, height] being optimised now")
     preview_version: int = Field(description="changes whenever a new preview image is ready")
     has_result: bool
+    resumable: bool = Field(description="interrupted with its state saved: POST .../resume")
     cancel_requested: bool
     settings: dict[str, Any] = Field(description="the settings the job runs with")
 
@@ -60,6 +64,7 @@ class SettingField(BaseModel):
 class Limits(BaseModel):
     max_upload_bytes: int
     max_pixels: int
+    max_request_pixels: int
     max_styles: int
     max_queue: int
     max_size: int
