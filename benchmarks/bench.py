@@ -363,7 +363,9 @@ def main() -> None:
             "score_every": args.score_every,
         }
         # The paper's setting: single-scale L-BFGS from white noise, every iteration run.
-        single = {"size": size, "seed": 0, "scales": 1, "tolerance": 0, "initial": "noise"}
+        from impasto.settings import PAPER_SETTINGS
+
+        single = {**PAPER_SETTINGS, "size": size, "seed": 0}
         specs = {
             "default": {
                 **common,

@@ -29,10 +29,10 @@ DESCRIPTION = (
 
 FLOW_METHODS = ("dis", "dis-fast", "dis-fine", "farneback")
 
-# Iterations per frame after the first when --iterations is not given: measured on the
-# benchmark clips, the loss of a frame started from the warped previous one stops
-# improving (by --tolerance) well before this (docs/video.md).
-FRAME_ITERATIONS = 150
+# Iterations (at most) of each frame after the first when --iterations is not given.
+# Started from the warped previous frame, a frame's loss stops improving (by
+# --tolerance) in fewer: 66 on the benchmark clip at 256 px (docs/video.md).
+FRAME_ITERATIONS = 100
 
 
 @dataclass
