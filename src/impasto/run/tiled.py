@@ -41,7 +41,6 @@ GramKey = tuple[int | None, str]
 CONTENT_TARGET_BYTES = 256 * 2**20
 
 
-
 class TileMeter:
     """Tiles done in the current evaluation; ``callback(done, total)`` after each."""
 
@@ -91,6 +90,8 @@ class TiledGatysLoss(GatysLoss):
     ):
         # Read by the target hooks that GatysLoss.__init__ calls.
         self.tile, self.halo = tile, halo
+        # Whether the network's pooling keeps partial windows (rounds sides up).
+        self.ceil = any(getattr(m, "ceil_mode", False) for m in net.modules())
         self.tile_targets: list[dict[str, torch.Tensor]] = []
         super().__init__(net, content, styles, **weights)
         self.meter = meter or TileMeter()
@@ -104,12 +105,13 @@ class TiledGatysLoss(GatysLoss):
     # --- geometry ---------------------------------------------------------------------
     def grid_for(self, width: int, height: int) -> TileGrid:
         # With no network layer in use only TV is left, which needs one pixel of halo.
-        return grid_for(width, height, self.tile, self.layers or ("conv1_1",), self.halo)
+        layers = self.layers or ("conv1_1",)
+        return grid_for(width, height, self.tile, layers, self.halo, self.ceil)
 
     def _count(self, layer: str) -> int:
         """Positions of ``layer`` in the whole output image."""
         s = LAYERS[layer].stride
-        return features_along(self.height, s) * features_along(self.width, s)
+        return features_along(self.height, s, self.ceil) * features_along(self.width, s, self.ceil)
 
     def _gram_keys(self) -> list[GramKey]:
         keys: list[GramKey] = []
@@ -136,8 +138,8 @@ class TiledGatysLoss(GatysLoss):
         height, width = content.shape[-2:]
         positions = sum(
             LAYERS[k].out_channels
-            * features_along(height, LAYERS[k].stride)
-            * features_along(width, LAYERS[k].stride)
+            * features_along(height, LAYERS[k].stride, self.ceil)
+            * features_along(width, LAYERS[k].stride, self.ceil)
             for k in self.content_layers
         )
         self.tile_targets = []
@@ -169,7 +171,9 @@ class TiledGatysLoss(GatysLoss):
                 core = _crop(f, *tile.core_at(s))
                 if masks is None:
                     divisor: torch.Tensor | float = (
-                        f.shape[1] * features_along(height, s) * features_along(width, s)
+                        f.shape[1]
+                        * features_along(height, s, self.ceil)
+                        * features_along(width, s, self.ceil)
                     )
                 else:
                     core = wide(core) * _crop(masks[layer], *tile.core_in_image(s)).to(core.device)

@@ -94,10 +94,10 @@ def _aligned(pixels: int, step: int) -> int:
     return -(-pixels // step) * step
 
 
-def features_along(pixels: int, stride: int) -> int:
-    """Features along a side of ``pixels`` at a layer of total ``stride``: the network's
-    pooling keeps a last, partial window (it rounds up)."""
-    return -(-pixels // stride)
+def features_along(pixels: int, stride: int, ceil: bool = False) -> int:
+    """Features along a side of ``pixels`` at a layer of total ``stride``: each pooling
+    halves it, rounding down, or up where the pooling keeps a last, partial window."""
+    return -(-pixels // stride) if ceil else pixels // stride
 
 
 @dataclass(frozen=True)
@@ -118,11 +118,12 @@ class Box:
 class Tile:
     core: Box  # the pixels whose features (and loss terms) this tile owns
     padded: Box  # core and halo, clipped to the image: what runs through the network
+    ceil: bool = False  # whether the network's pooling rounds sides up
 
     def core_at(self, stride: int) -> tuple[slice, slice]:
         """(rows, columns) of the core's features in the padded tile's feature map."""
         c, p = self.core, self.padded
-        y1, x1 = features_along(c.y1, stride), features_along(c.x1, stride)
+        y1, x1 = features_along(c.y1, stride, self.ceil), features_along(c.x1, stride, self.ceil)
         rows = slice(c.y0 // stride - p.y0 // stride, y1 - p.y0 // stride)
         cols = slice(c.x0 // stride - p.x0 // stride, x1 - p.x0 // stride)
         return rows, cols
@@ -130,7 +131,7 @@ class Tile:
     def core_in_image(self, stride: int) -> tuple[slice, slice]:
         """(rows, columns) of the core's features in the whole image's feature map."""
         c = self.core
-        y1, x1 = features_along(c.y1, stride), features_along(c.x1, stride)
+        y1, x1 = features_along(c.y1, stride, self.ceil), features_along(c.x1, stride, self.ceil)
         return slice(c.y0 // stride, y1), slice(c.x0 // stride, x1)
 
     def padded_slices(self) -> tuple[slice, slice]:
@@ -146,6 +147,7 @@ class TileGrid:
     height: int
     tile: int
     halo: int
+    ceil: bool = False  # whether the network's pooling rounds sides up
 
     def __post_init__(self) -> None:
         if self.tile <= 0 or self.halo < 0:
@@ -164,7 +166,7 @@ class TileGrid:
                     min(self.width, core.x1 + self.halo),
                     min(self.height, core.y1 + self.halo),
                 )
-                out.append(Tile(core, padded))
+                out.append(Tile(core, padded, self.ceil))
         return out
 
     def __len__(self) -> int:
@@ -176,10 +178,16 @@ class TileGrid:
 
 
 def grid_for(
-    width: int, height: int, tile: int, layers: Iterable[str], halo: int | None
+    width: int,
+    height: int,
+    tile: int,
+    layers: Iterable[str],
+    halo: int | None,
+    ceil: bool = False,
 ) -> TileGrid:
     """The grid for an image of this size: cores of ``tile`` rounded down to the
-    alignment ``layers`` need (pool5 needs 32), the default halo unless one is given."""
+    alignment ``layers`` need (pool5 needs 32), the default halo unless one is given;
+    ``ceil`` for a network whose pooling rounds sides up."""
     layers = tuple(layers)
     step = alignment(layers)
     core = max(step, tile // step * step)
@@ -187,7 +195,7 @@ def grid_for(
         halo = default_halo(layers)
     elif halo % step:
         raise ValueError(f"the halo must be a multiple of {step} for these layers, got {halo}")
-    return TileGrid(width, height, core, halo)
+    return TileGrid(width, height, core, halo, ceil)
 
 
 def is_tiled(tile: int | None, size: tuple[int, int]) -> bool:
