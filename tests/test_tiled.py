@@ -178,7 +178,9 @@ def test_resolve_tile_fits_the_memory_it_is_given() -> None:
     grid = grid_for(*size, tile, (*PAPER_STYLE_LAYERS, "relu4_2"), None)
     assert estimate_tiled_bytes(*size, grid, None) <= 3 * 2**30
     assert resolve_tile(settings, (256, 192), CPU, free=3 * 2**30) == 0  # fits untiled
-    assert resolve_tile(settings.replace(tile=512), size, CPU, free=3 * 2**30) == 512
+    assert resolve_tile(settings.replace(tile=256), size, CPU, free=3 * 2**30) == 256
+    with pytest.raises(ImpastoError, match=r"even in tiles of 1024 px"):
+        resolve_tile(settings.replace(tile=1024), size, CPU, free=3 * 2**30)
     with pytest.raises(ImpastoError, match=r"4096x3072 image needs about .* GB even in tiles"):
         resolve_tile(settings, size, CPU, free=2**30)
 

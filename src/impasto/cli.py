@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="start the web app and REST API (needs the 'web' extra)",
         description="Serve the impasto web page and its REST API. Jobs run one "
-        "at a time; the limits below protect the machine.",
+        "at a time, or several at once as Ray tasks with --ray; the limits below protect "
+        "the machine.",
     )
     from .web.config import add_serve_arguments  # FastAPI itself is imported only to serve
 
@@ -224,10 +225,12 @@ def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
     """Run with a progress display; on Ctrl-C or SIGTERM keep the best image and the state."""
     s = stylizer.settings
     sizes = " > ".join(str(n) for n in stylizer.sizes)
+    # Scales larger than the tile run tiled (docs/tiled.md).
+    tiled = f", tiles of {s.tile} px" if s.tile and max(stylizer.sizes) > s.tile else ""
     _say(
         args,
         f"impasto: {s.optimizer} on {stylizer.device} in {stylizer.machine.precision}, "
-        f"scales {sizes} px, "
+        f"scales {sizes} px{tiled}, "
         f"up to {stylizer.planned_iterations()} iterations, seed {s.seed}",
     )
     with StopOnSignal(stylizer) as signals, _ProgressDisplay(args, stylizer) as display:

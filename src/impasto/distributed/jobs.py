@@ -7,11 +7,14 @@ paints, and whose :meth:`~RemoteRun.result` is the task's :class:`StylizeResult`
 The images travel as PNG bytes through the object store; progress, a preview every
 ``preview_seconds`` and a request to stop go through a small Ray actor (a
 :class:`_Channel`) that the task and the server both talk to. Several runs may be
-followed at once, each from its own thread, and run side by side on the cluster.
+followed at once, each from its own thread, and run side by side on the cluster:
+``impasto serve --ray`` gives its queue as many workers as the cluster runs tasks at
+once (:attr:`RayEngine.slots`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import time
@@ -25,7 +28,7 @@ from PIL import Image
 from ..errors import ImpastoError
 from ..results import StopReason, StylizeResult
 from ..settings import Settings
-from .cluster import MAX_RETRIES, TaskResources, connect, task_resources
+from .cluster import MAX_RETRIES, Connection, TaskResources, connect, task_resources
 
 # How often the task sends progress and asks whether to stop: often enough for a
 # progress bar, rarely enough that a fast GPU step does not wait on the actor.
@@ -194,16 +197,43 @@ class RemoteRun:
         self._result: StylizeResult | None = None
         self._preview: Image.Image | None = None
         self._shown = 0  # the last iteration reported
+        self._stop = False  # asked to stop (request_stop)
+        self._told = False  # the task was told to stop
+        self._abandoned = False  # stopped before it painted anything: no result
 
     def _submit(self) -> None:
         if self._ref is None:
             self._ref = self._task.remote(*self._args, *self._styles)
 
+    def request_stop(self) -> None:
+        """Have the task stop after its current iteration (from any thread, or a signal
+        handler: this only sets a flag, which :meth:`run` passes on)."""
+        self._stop = True
+
+    def _tell_stop(self) -> None:
+        if not self._told:
+            self._told = True
+            self._channel.request_stop.remote()
+
+    def _abandon(self) -> None:
+        """Stop a task that has reported no iteration: cancel it, waiting or not."""
+        self._abandoned = True
+        self._tell_stop()
+        self.ray.cancel(self._ref)
+        with contextlib.suppress(Exception):  # cancelled, or stopped: nothing to keep
+            self._fetch()
+
     def run(self) -> Iterator[RemoteProgress]:
-        """Progress as the task reports it (not every iteration), until it ends."""
+        """Progress as the task reports it (not every iteration), until it ends; after
+        :meth:`request_stop`, until the task has stopped (at once if it painted nothing)."""
         self._submit()
         seen = (0, 0)
         while self._result is None:
+            if self._stop and not self._told:
+                if self._shown == 0:
+                    self._abandon()
+                    return
+                self._tell_stop()
             ready, _ = self.ray.wait([self._ref], timeout=self.poll_seconds)
             seen, progress, preview = self.ray.get(self._channel.take.remote(seen))
             if preview is not None:
@@ -219,9 +249,11 @@ class RemoteRun:
 
     def result(self, stopped: StopReason | str | None = None) -> StylizeResult:
         """The task's result; with ``stopped`` (a cancel), the task is told to stop first."""
+        if self._abandoned:
+            raise ImpastoError("the job was stopped before its first iteration")
         if self._result is None:
             if stopped is not None:
-                self._channel.request_stop.remote()
+                self._tell_stop()
             self._submit()
             self._result = self._fetch()
         if stopped:
@@ -267,21 +299,64 @@ class RemoteRun:
         )
 
 
+class RayEngine:
+    """An engine for the web app's queue whose runs are Ray tasks (see :func:`ray_engine`)."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        task_cpus: float | None = None,
+        task_gpus: float | None = None,
+        preview_seconds: float = 2.0,
+    ):
+        self.connection = connection
+        try:
+            self.resources = task_resources(connection.ray, task_cpus, task_gpus)
+        except BaseException:
+            connection.close()
+            raise
+        self.preview_seconds = preview_seconds
+
+    @property
+    def address(self) -> str:
+        return self.connection.address
+
+    @property
+    def slots(self) -> int:
+        """How many runs the cluster's alive nodes paint at once (at least 1)."""
+        return max(1, self.resources.slots)
+
+    def __call__(
+        self, content: Image.Image, styles: Sequence[Image.Image], settings: Settings
+    ) -> RemoteRun:
+        return RemoteRun(
+            self.connection.ray,
+            self.resources,
+            content,
+            styles,
+            settings,
+            preview_seconds=self.preview_seconds,
+        )
+
+    def close(self) -> None:
+        """Leave the cluster, if this engine joined it (a local instance stops)."""
+        self.connection.close()
+
+
 def ray_engine(
     address: str | None = None,
     *,
     task_cpus: float | None = None,
     task_gpus: float | None = None,
     preview_seconds: float = 2.0,
-) -> Callable[[Image.Image, Sequence[Image.Image], Settings], RemoteRun]:
+) -> RayEngine:
     """An engine for the web app's queue whose runs are Ray tasks on the cluster at
-    ``address`` (else ``RAY_ADDRESS``, else a local instance). Joins the cluster now."""
-    ray = connect(address).ray
-    resources = task_resources(ray, task_cpus, task_gpus)
-
-    def engine(
-        content: Image.Image, styles: Sequence[Image.Image], settings: Settings
-    ) -> RemoteRun:
-        return RemoteRun(ray, resources, content, styles, settings, preview_seconds=preview_seconds)
-
-    return engine
+    ``address`` (else ``RAY_ADDRESS``, else a local instance). Joins the cluster now;
+    each task claims ``task_cpus`` and ``task_gpus`` (see :func:`task_resources`)."""
+    return RayEngine(
+        connect(address),
+        task_cpus=task_cpus,
+        task_gpus=task_gpus,
+        preview_seconds=preview_seconds,
+    )

@@ -134,6 +134,7 @@ class Stylizer:
                 self.best.offer(self.x, self.evaluator.score(self.x).as_floats())
                 self.scale_runs.append(self.scale_iteration)
                 if self.scale + 1 == len(self.schedule.sizes):
+                    self._release_optimizer()
                     return
                 if isinstance(self.evaluator, CudaGraphEvaluator) and self.evaluator.failed:
                     self._graphs = False  # no point trying again at the next scale
@@ -146,6 +147,12 @@ class Stylizer:
         finally:
             self.run_seconds = time.perf_counter() - start
             self.machine.release()
+
+    def _release_optimizer(self) -> None:
+        """Free the gradient and the optimiser's history once the last scale is done:
+        at print sizes they are a gigabyte that rendering and saving can use."""
+        self.x.grad = None
+        self.optimizer = make_optimizer(self.x, self.settings)
 
     def _run_scale(self, start: float) -> Iterator[Progress]:
         planned = self.schedule.planned[self.scale]

@@ -207,8 +207,11 @@ def is_tiled(tile: int | None, size: tuple[int, int]) -> bool:
 # Memory of a tiled run, in float32 (half of the per-pixel parts in bf16/fp16): what grows
 # with the image (iterate, gradient, best image, L-BFGS vectors and history, content
 # targets) per output pixel, and the network's forward and backward per pixel of one
-# padded tile. Measured with benchmarks/tiled.py (docs/tiled.md).
-IMAGE_BYTES_PER_PIXEL = 400
+# padded tile. Per output pixel: six float32 RGB images (iterate, gradient, best image,
+# L-BFGS step, previous gradient, direction: 72 B), five bf16 history pairs (60 B) and
+# the content targets in bf16 (20 B), rounded up; a 4096x3072 print in tiles of 512 px
+# peaked at 3.5 GB, as this estimates (benchmarks/tiled.py, docs/tiled.md).
+IMAGE_BYTES_PER_PIXEL = 160
 TILE_BYTES_PER_PIXEL = 3200
 # Tile sides auto tries, largest first.
 AUTO_TILES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256)

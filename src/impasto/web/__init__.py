@@ -1,13 +1,15 @@
 """The impasto web app: a REST API, a progress stream and a single page (``impasto serve``).
 
 Importing this package costs nothing: FastAPI and uvicorn (the ``web`` extra) are
-imported only when the server is built, so the command line works without them.
+imported only when the server is built, so the command line works without them; Ray
+(the ``ray`` extra) only when ``--ray`` asks for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import tempfile
 import warnings
@@ -15,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ImpastoError
-from .config import LOOPBACK_HOSTS, ServerConfig, config_from_args
+from .config import (
+    LOOPBACK_HOSTS,
+    RayOptions,
+    ServerConfig,
+    config_from_args,
+    ray_options_from_args,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -44,20 +52,22 @@ def _require_extra() -> None:
         raise ImpastoError(MISSING_EXTRA) from None
 
 
-def create_app(config: ServerConfig | None = None, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    config: ServerConfig | None = None, *, engine: Engine | None = None, workers: int = 1
+) -> FastAPI:
     """The FastAPI application (see :func:`impasto.web.app.create_app`)."""
     _require_extra()
     from .app import create_app as build
 
-    return build(config, engine=engine)
+    return build(config, engine=engine, workers=workers)
 
 
-def serve(config: ServerConfig) -> None:
-    """Run the server until Ctrl-C or SIGTERM (which stops the running job, to resume)."""
+def serve(config: ServerConfig, *, engine: Engine | None = None, workers: int = 1) -> None:
+    """Run the server until Ctrl-C or SIGTERM (which stops the running jobs, to resume)."""
     _require_extra()
     import uvicorn
 
-    app = create_app(config)
+    app = create_app(config, engine=engine, workers=workers)
     workspace: Path = app.state.workspace
     _log_to_stderr(workspace)
     # Starlette spools large uploads to temporary files: keep even those in our folder.
@@ -126,7 +136,46 @@ def _log_to_stderr(workspace: Path) -> None:
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
-    """``impasto serve``: options come from :class:`ServerConfig`."""
+    """``impasto serve``: options come from :class:`ServerConfig` (and :class:`RayOptions`)."""
     _require_extra()
-    serve(config_from_args(args))
+    config = config_from_args(args)
+    ray = ray_options_from_args(args)
+    if ray is None:
+        serve(config)
+    else:
+        serve_on_ray(config, ray)
     return 0
+
+
+def serve_on_ray(config: ServerConfig, options: RayOptions) -> None:
+    """``impasto serve --ray``: the jobs run as Ray tasks, ``options.jobs`` at once.
+
+    A shut-down signal stops the running tasks as it stops an in-process job; then the
+    server leaves the cluster (a local instance it started stops with it) and exits.
+    """
+    from ..distributed.jobs import ray_engine
+
+    engine = ray_engine(
+        options.address,
+        task_cpus=options.task_cpus,
+        task_gpus=options.task_gpus,
+        preview_seconds=config.preview_seconds,
+    )
+    # uvicorn sends SIGTERM on to the handler it found once it has shut down: Ray's, for
+    # a local instance, which would wait for the node to drain. Leave cleanly instead.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        workers = options.jobs or engine.slots
+        print(
+            f"impasto: jobs run as Ray tasks on {engine.address}, {workers} at once",
+            file=sys.stderr,
+        )
+        serve(config, engine=engine, workers=workers)
+    finally:
+        engine.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(sig: int, frame: Any) -> None:
+    raise SystemExit(128 + sig)

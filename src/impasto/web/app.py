@@ -33,13 +33,17 @@ DOCS_ASSETS = "/docs-assets"
 
 DESCRIPTION = """\
 Neural style transfer (Gatys, Ecker & Bethge 2016) as a service. Upload a content image
-and one or more style images with settings (see `GET /api/settings`); jobs run one at a
-time, in the order they came. Errors are answered as `{"detail": "..."}`.
+and one or more style images with settings (see `GET /api/settings`); jobs run in the
+order they came, one at a time (several at once on a Ray cluster). Errors are answered
+as `{"detail": "..."}`.
 """
 
 
-def create_app(config: ServerConfig | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """The web app; ``engine`` replaces the real stylizer (tests use a fast fake)."""
+def create_app(
+    config: ServerConfig | None = None, *, engine: Engine | None = None, workers: int = 1
+) -> FastAPI:
+    """The web app; ``engine`` replaces the real stylizer (tests use a fast fake, and
+    ``impasto serve --ray`` Ray tasks), ``workers`` jobs of it run at once."""
     config = (config or ServerConfig()).validate()
     workspace, owned = _workspace(config)
     app = FastAPI(
@@ -52,6 +56,7 @@ def create_app(config: ServerConfig | None = None, *, engine: Engine | None = No
     )
     app.state.config = config
     app.state.engine = engine
+    app.state.workers = workers
     app.state.decodes = DecodeSlots(config.max_decodes)
     app.state.workspace = workspace
     app.state.owns_workspace = owned
@@ -94,7 +99,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _open_queue(app: FastAPI) -> None:
     state = app.state
     try:
-        state.jobs = JobQueue(state.config, state.workspace, state.engine, decodes=state.decodes)
+        state.jobs = JobQueue(
+            state.config,
+            state.workspace,
+            state.engine,
+            decodes=state.decodes,
+            workers=state.workers,
+        )
     except StoreError as e:
         raise ImpastoError(f"--workdir: {e}") from None
 

@@ -2,7 +2,9 @@
 
 Like :class:`impasto.settings.Settings`, every knob is written once, with its default
 and help text, and the command line is generated from it. Nothing here imports
-FastAPI, so ``impasto --help`` works without the ``web`` extra.
+FastAPI, so ``impasto --help`` works without the ``web`` extra. The options that run
+the jobs as Ray tasks (:class:`RayOptions`) are separate: they pick the engine, not a
+limit.
 """
 
 from __future__ import annotations
@@ -144,7 +146,8 @@ def _flag(name: str) -> str:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per :class:`ServerConfig` field, each help text showing its default."""
+    """One option per :class:`ServerConfig` field, each help text showing its default;
+    then the Ray options."""
     for f in dataclasses.fields(ServerConfig):
         kind = float if isinstance(f.default, float) else int if isinstance(f.default, int) else str
         shown = "" if f.default is None else f" (default: {f.default})"
@@ -156,6 +159,71 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
             metavar=f.metadata["metavar"],
             help=f"{f.metadata['help']}{shown}",
         )
+    _add_ray_arguments(parser)
+
+
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    r = parser.add_argument_group("ray (needs the 'ray' extra)")
+    r.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="ADDRESS",
+        help="run the jobs as Ray tasks, several at once: on the cluster at ADDRESS, else "
+        "RAY_ADDRESS, else a new local Ray instance",
+    )
+    r.add_argument(
+        "--ray-jobs",
+        type=int,
+        metavar="N",
+        help="jobs running at once on the cluster (default: as many tasks as its nodes "
+        "can run at once, at least 1); more wait in Ray's queue, shown as running",
+    )
+    r.add_argument(
+        "--task-cpus",
+        type=float,
+        metavar="N",
+        help="CPUs each job's task claims (default: 1 with GPUs, else all of the smallest node)",
+    )
+    r.add_argument(
+        "--task-gpus",
+        type=float,
+        metavar="F",
+        help="GPUs each job's task claims; 0.5 lets two share one (default: 1 where there "
+        "are GPUs)",
+    )
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``impasto serve --ray``: where the jobs run, how many at once, what each claims."""
+
+    address: str | None = None  # None: RAY_ADDRESS, else a local instance
+    jobs: int | None = None  # None: as many as the cluster runs at once
+    task_cpus: float | None = None
+    task_gpus: float | None = None
+
+
+def ray_options_from_args(args: argparse.Namespace) -> RayOptions | None:
+    """The Ray options given, checked; None without ``--ray`` (jobs run in this process)."""
+    ray = getattr(args, "ray", None)
+    given = {
+        name: getattr(args, name.replace("-", "_"), None)
+        for name in ("ray-jobs", "task-cpus", "task-gpus")
+    }
+    if ray is None:
+        for name, value in given.items():
+            if value is not None:
+                raise ImpastoError(f"--{name}: jobs run in this process without --ray")
+        return None
+    jobs, cpus, gpus = given.values()
+    if jobs is not None and jobs < 1:
+        raise ImpastoError(f"--ray-jobs: must be >= 1, got {jobs}")
+    for name, value in (("task-cpus", cpus), ("task-gpus", gpus)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ImpastoError(f"--{name}: must be a number >= 0, got {value}")
+    return RayOptions(None if ray is True else str(ray), jobs, cpus, gpus)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

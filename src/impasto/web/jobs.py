@@ -1,10 +1,11 @@
-"""The job queue: one worker runs jobs one at a time on the server's device.
+"""The job queue: one worker runs jobs one at a time on the server's device, or several
+workers run that many at once where the engine's runs happen elsewhere (Ray tasks).
 
-A thread is enough: PyTorch releases the GIL while it computes, so the web server
-stays responsive. Everything a request handler reads is copied out under the lock
-(:meth:`JobQueue.status`); the worker alone touches the engine (:mod:`.runner`). Every
-change that should outlive the process is written to the job database (:mod:`.store`)
-under the same lock.
+A thread per worker is enough: PyTorch releases the GIL while it computes, and a worker
+following a Ray task mostly waits, so the web server stays responsive. Everything a
+request handler reads is copied out under the lock (:meth:`JobQueue.status`); each
+worker alone touches the run of its job (:mod:`.runner`). Every change that should
+outlive the process is written to the job database (:mod:`.store`) under the same lock.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .job import Engine, Job, State, StylizerEngine, can_resume, new_job_id
 from .runner import JobRunner, interrupted_note
 from .store import JobStore
 from .uploads import DecodeSlots, remove_tree
+from .workers import Workers
 
 __all__ = ["Engine", "Job", "JobQueue", "NotResumable", "QueueFull", "ShuttingDown", "State"]
 
@@ -42,7 +44,7 @@ class NotResumable(Exception):
 
 
 class JobQueue:
-    """Jobs by id, the waiting line, the worker thread and the clean-up of old jobs."""
+    """Jobs by id, the waiting line, the worker threads and the clean-up of old jobs."""
 
     def __init__(
         self,
@@ -50,25 +52,32 @@ class JobQueue:
         root: Path,
         engine: Engine | None = None,
         decodes: DecodeSlots | None = None,
+        workers: int = 1,
     ) -> None:
         """``root`` is the work folder: the database and ``jobs/`` with a folder per job;
-        ``decodes`` limits the images decoded at once (shared with the request handlers)."""
+        ``decodes`` limits the images decoded at once (shared with the request handlers);
+        ``workers`` is how many jobs run at once (more than one only for an engine whose
+        runs do not compete for this machine, such as Ray tasks)."""
         self.config = config
         self.folder = root / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.engine = engine or StylizerEngine(config.device)
-        self.stopping = False  # set by a signal handler: no locks, the worker polls it
-        self._hurry = False  # a second signal: stop waiting for the worker
+        self.stopping = False  # set by a signal handler: no locks, the workers poll it
+        self._hurry = False  # a second signal: stop waiting for the workers
         self._jobs: dict[str, Job] = {}
         self._waiting: collections.deque[Job] = collections.deque()
         self._pending = 0  # submissions being checked, counted against the queue's room
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
-        self._worker: threading.Thread | None = None
         decodes = decodes or DecodeSlots(config.max_decodes)
-        self._runner = JobRunner(self.engine, self._lock, config.preview_seconds, decodes)
-        self._runner.persist = self._persist
+        self._workers = Workers(
+            workers,
+            lambda: JobRunner(
+                self.engine, self._lock, config.preview_seconds, decodes, self._persist
+            ),
+            self._work,
+        )
         self.store = JobStore(root)
         self._restore()
 
@@ -87,39 +96,30 @@ class JobQueue:
 
     def start(self) -> None:
         with self._lock:
-            if self._worker is None and not self._closing:
-                self._worker = threading.Thread(
-                    target=self._work, name="impasto-worker", daemon=True
-                )
-                self._worker.start()
+            if not self._closing:
+                self._workers.start()
 
     @property
     def closed(self) -> bool:
         return self._closing
 
     def stop_soon(self) -> None:
-        """Stop the running job after its iteration and start no other (signal-safe)."""
+        """Stop the running jobs after their iteration and start no other (signal-safe)."""
         self.stopping = True
-        self._runner.stop_soon()
+        self._workers.stop_soon()
 
     def stop_now(self) -> None:
-        """Stop waiting for the worker at shut-down (signal-safe)."""
+        """Stop waiting for the workers at shut-down (signal-safe)."""
         self.stop_soon()
         self._hurry = True
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the worker; the running job is saved as interrupted, queued jobs stay queued."""
+        """Stop the workers; running jobs are saved as interrupted, queued jobs stay queued."""
         self.stop_soon()
         with self._lock:
             self._closing = True
             self._wake.notify_all()
-            worker = self._worker
-        deadline = time.monotonic() + timeout
-        while worker is not None and worker.is_alive() and not self._hurry:
-            worker.join(min(0.1, max(0.0, deadline - time.monotonic())))
-            if time.monotonic() >= deadline:
-                break
-        if worker is None or not worker.is_alive():
+        if self._workers.join(timeout, lambda: self._hurry):
             self.store.close()
 
     # --- requests ----------------------------------------------------------------------
@@ -186,6 +186,7 @@ class JobQueue:
                 self.store.save(job)
             elif job.state is State.RUNNING:
                 job.cancel.set()
+                self._workers.stop_job(job)
             return self._status_locked(job)
 
     def resume(self, job_id: str) -> dict[str, Any] | None:
@@ -213,6 +214,7 @@ class JobQueue:
             if job.state is State.RUNNING:
                 job.discard = True
                 job.cancel.set()
+                self._workers.stop_job(job)
                 return True
             if job.state is State.QUEUED:
                 self._waiting.remove(job)
@@ -252,10 +254,10 @@ class JobQueue:
             self._waiting.appendleft(job)
         self.store.save(job)
 
-    # --- the worker -------------------------------------------------------------------------
-    def _work(self) -> None:
+    # --- the workers ------------------------------------------------------------------------
+    def _work(self, runner: JobRunner) -> None:
         while (job := self._next()) is not None:
-            self._runner.run(job)
+            runner.run(job)
             self.sweep()
 
     def _next(self) -> Job | None:
@@ -264,7 +266,7 @@ class JobQueue:
             while not self._waiting and not self._closing and not self.stopping:
                 # Wake now and then so old jobs go even when nobody submits or lists.
                 self._wake.wait(timeout=min(60.0, self.config.keep_seconds))
-                self._remove(self._expired_locked())
+                _remove(self._expired_locked())
             if self._closing or self.stopping:
                 return None
             job = self._waiting.popleft()
@@ -278,7 +280,7 @@ class JobQueue:
         """Delete finished jobs past their time, beyond the number kept, or asked to go."""
         with self._lock:
             expired = self._expired_locked()
-        self._remove(expired)
+        _remove(expired)
 
     def _expired_locked(self) -> list[Job]:
         expired = _expired(list(self._jobs.values()), self.config)
@@ -287,9 +289,10 @@ class JobQueue:
             self.store.delete(j.id)
         return expired
 
-    def _remove(self, jobs: list[Job]) -> None:
-        for j in jobs:
-            remove_tree(j.folder)
+
+def _remove(jobs: list[Job]) -> None:
+    for j in jobs:
+        remove_tree(j.folder)
 
 
 def _expired(jobs: list[Job], config: ServerConfig) -> list[Job]:

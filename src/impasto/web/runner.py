@@ -1,9 +1,9 @@
 """Running one job: the engine's progress, previews and outcome, recorded on the job.
 
 Every job field is written under the queue's lock, which request handlers read under;
-the engine itself is touched by this worker alone. :meth:`JobRunner.stop_soon` may be
-called from a signal handler: it only sets flags, which the worker reads between
-iterations.
+a run is touched by its worker alone. :meth:`JobRunner.stop_soon` may be called from a
+signal handler: it only sets flags, which the worker reads between iterations. A queue
+with several workers has a runner for each.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ log = logging.getLogger("impasto.web")
 
 
 class JobRunner:
-    """Runs jobs on ``engine`` one at a time, keeping a preview every ``preview_seconds``.
+    """Runs jobs on ``engine`` one after another, keeping a preview every ``preview_seconds``.
 
     ``persist`` is called with the lock held whenever a job's lasting state changed.
     """
@@ -58,6 +58,7 @@ class JobRunner:
         self.preview_seconds = preview_seconds
         self.persist = persist
         self.stopping = False
+        self._job: Job | None = None
         self._current: RunLike | None = None
 
     def stop_soon(self) -> None:
@@ -67,8 +68,17 @@ class JobRunner:
         if isinstance(run, Interruptible):
             run.request_stop()
 
+    def stop_job(self, job: Job) -> None:
+        """Stop the run of ``job`` early if this runner runs it (its cancel is set): a run
+        that has not reported its first iteration yet (a Ray task still waiting for a
+        worker) would otherwise be seen to stop only once it has."""
+        run = self._current
+        if self._job is job and isinstance(run, Interruptible):
+            run.request_stop()
+
     def run(self, job: Job) -> None:
         """Run the job to its end; whatever happens, it ends finished (or queued again)."""
+        self._job = job
         try:
             result, stopped = self._execute(job)
         except ImpastoError as e:
@@ -79,7 +89,7 @@ class JobRunner:
         else:
             self._record_result(job, result, stopped)
         finally:
-            self._current = None
+            self._job = self._current = None
 
     def _execute(self, job: Job) -> tuple[ResultLike | None, StopReason | None]:
         """The run's result (None when nothing ran) and why it was stopped early, if it was."""
@@ -124,7 +134,7 @@ class JobRunner:
                 self._record_progress(job, p, fresh)
                 if (stopped := self._why_stop(job)) is not None:
                     return stopped
-        return StopReason.INTERRUPTED if self.stopping else None
+        return self._why_stop(job)
 
     def _record_progress(self, job: Job, p: ProgressLike, preview: Image.Image | None) -> None:
         with self.lock:
