@@ -347,3 +347,31 @@ def test_the_api_docs_render_offline(page: Any, server: str) -> None:
     page.goto(server + "/docs")
     page.locator(".opblock").first.wait_for(timeout=30_000)
     assert page.locator(".opblock").count() >= 10
+
+
+def test_a_video_shows_its_frames_and_offers_the_mp4(
+    page: Any, server: str, tmp_path: Path
+) -> None:
+    av = pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    clip, style = tmp_path / "clip.mp4", tmp_path / "style.png"
+    draw_painting(style)
+    with av.open(str(clip), "w") as out:  # 3 frames of 48x32, a bar moving right
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for i in range(3):
+            pixels = np.full((32, 48, 3), 60, np.uint8)
+            pixels[:, 8 + 6 * i : 20 + 6 * i] = (230, 180, 40)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    paint(page, server, clip, [style], size=32, iterations=2, first_iterations=3, seed=3)
+    assert "clip.mp4 (video)" in page.locator("#content-hint").inner_text()
+    page.locator("#download").wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
+    assert page.locator("#download").inner_text() == "Download MP4"
+    assert page.locator("#download").get_attribute("download").endswith(".mp4")
+    assert page.locator("#result-video").get_attribute("src").endswith("/result")
+    assert "/preview?v=" in (page.locator("#preview").get_attribute("src") or "")

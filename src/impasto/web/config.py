@@ -82,11 +82,25 @@ class ServerConfig:
     preview_seconds: float = _opt(
         1.0, "seconds between preview images of a running job", metavar="S"
     )
+    max_video_mb: float = _opt(100.0, "largest accepted video file, in MiB", metavar="MB")
+    max_video_seconds: float = _opt(
+        60.0, "longest accepted video, in seconds (read from its header)", metavar="S"
+    )
+    max_video_frames: int = _opt(
+        300,
+        "most frames one video job paints (after its fps and frames settings; read from "
+        "the header first)",
+        metavar="N",
+    )
 
     # --- derived values -----------------------------------------------------------
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MIB)
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * MIB)
 
     @property
     def max_pixels(self) -> int:
@@ -103,7 +117,8 @@ class ServerConfig:
     @property
     def max_request_bytes(self) -> int:
         # Every image at its limit, plus room for the settings field and multipart framing.
-        return self.max_upload_bytes * (1 + self.max_styles) + MIB
+        content = max(self.max_upload_bytes, self.max_video_bytes)
+        return content + self.max_upload_bytes * self.max_styles + MIB
 
     def validate(self) -> ServerConfig:
         """Raise :class:`ImpastoError` naming the first option that makes no sense."""
@@ -115,11 +130,20 @@ class ServerConfig:
             "max_request_megapixels",
             "keep_minutes",
             "preview_seconds",
+            "max_video_mb",
+            "max_video_seconds",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ImpastoError(f"--{_flag(name)}: must be a number > 0, got {value}")
-        for name in ("max_styles", "max_queue", "max_iterations", "keep_jobs", "max_decodes"):
+        for name in (
+            "max_styles",
+            "max_queue",
+            "max_iterations",
+            "keep_jobs",
+            "max_decodes",
+            "max_video_frames",
+        ):
             if getattr(self, name) < 1:
                 raise ImpastoError(f"--{_flag(name)}: must be >= 1, got {getattr(self, name)}")
         if self.max_size < 16:
@@ -138,6 +162,9 @@ class ServerConfig:
             "max_iterations": self.max_iterations,
             "keep_seconds": self.keep_seconds,
             "keep_jobs": self.keep_jobs,
+            "max_video_bytes": self.max_video_bytes,
+            "max_video_seconds": self.max_video_seconds,
+            "max_video_frames": self.max_video_frames,
         }
 
 

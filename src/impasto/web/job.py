@@ -26,6 +26,10 @@ from ..settings import Settings
 
 RESULT_NAME = "result.png"
 STATE_NAME = "state.pt"
+VIDEO = "video"  # the kind of a video job (:mod:`.video_run`); others are "stylize"
+VIDEO_RESULT_NAME = "result.mp4"
+PREVIEW_NAME = "preview.png"  # a video job's latest painted frame, kept for restarts
+RESULT_TYPES = {VIDEO: "video/mp4"}
 
 
 class State(str, enum.Enum):
@@ -86,9 +90,18 @@ class Resumable(Protocol):
 Engine = Callable[[Image.Image, Sequence[Image.Image], Settings], RunLike]
 
 
-def can_resume(engine: Engine) -> bool:
-    """Whether ``engine`` continues runs from a saved state: ``engine.resume(path)``."""
-    return callable(getattr(engine, "resume", None))
+@runtime_checkable
+class JobEngine(Protocol):
+    """An engine that opens a job's files itself (a video) and continues whatever of the
+    job it finds on disk: starting the job again is how it resumes."""
+
+    def start_job(self, job: Job) -> RunLike: ...
+
+
+def can_resume(engine: Any) -> bool:
+    """Whether ``engine`` continues runs from a saved state: ``engine.resume(path)``, or
+    a :class:`JobEngine`."""
+    return callable(getattr(engine, "resume", None)) or isinstance(engine, JobEngine)
 
 
 class StylizerRun:
@@ -150,6 +163,7 @@ class Job:
     settings: Settings
     iterations: int  # planned until the engine reports its own count
     kind: str = "stylize"
+    video: dict[str, Any] | None = None  # a video job's VideoSettings, as a dict
     created: float = field(default_factory=time.time)
     state: State = State.QUEUED
     iteration: int = 0
@@ -164,6 +178,9 @@ class Job:
     scale: int | None = None  # index of the current scale of a multi-scale run, 0 = coarsest
     scales: int | None = None
     scale_size: list[int] | None = None  # [width, height] being optimised now
+    frame: int | None = None  # a video: the frame being painted, from 1
+    frames: int | None = None  # a video: frames to paint
+    frames_done: int | None = None
     preview: Image.Image | None = None
     preview_version: int = 0
     preview_png: tuple[int, bytes] | None = None  # (version, encoded) cache
@@ -174,7 +191,16 @@ class Job:
 
     @property
     def result_path(self) -> Path:
-        return self.folder / RESULT_NAME
+        return self.folder / (VIDEO_RESULT_NAME if self.kind == VIDEO else RESULT_NAME)
+
+    @property
+    def result_type(self) -> str:
+        return RESULT_TYPES.get(self.kind, "image/png")
+
+    @property
+    def preview_path(self) -> Path:
+        """What shows a finished job after a restart: its result, or a video's last frame."""
+        return self.folder / PREVIEW_NAME if self.kind == VIDEO else self.result_path
 
     @property
     def state_path(self) -> Path:
@@ -212,11 +238,15 @@ class Job:
             "scale": self.scale,
             "scales": self.scales,
             "scale_size": self.scale_size,
+            "frame": self.frame,
+            "frames": self.frames,
+            "frames_done": self.frames_done,
             "preview_version": self.preview_version,
             "has_result": self.has_result,
+            "result_type": self.result_type,
             "resumable": self.resumable,
             "cancel_requested": self.cancel.is_set() and not self.state.finished,
-            "settings": self.settings.to_dict(),
+            "settings": {**self.settings.to_dict(), **(self.video or {})},
         }
 
 

@@ -22,10 +22,11 @@ from typing import Any
 from PIL import Image
 
 from .config import ServerConfig
-from .job import Engine, Job, State, StylizerEngine, can_resume, new_job_id
+from .job import VIDEO, Engine, Job, State, StylizerEngine, can_resume, new_job_id
 from .runner import JobRunner, interrupted_note
 from .store import JobStore
 from .uploads import DecodeSlots, remove_tree
+from .video_run import VideoEngine
 from .workers import Workers
 
 __all__ = ["Engine", "Job", "JobQueue", "NotResumable", "QueueFull", "ShuttingDown", "State"]
@@ -53,15 +54,18 @@ class JobQueue:
         engine: Engine | None = None,
         decodes: DecodeSlots | None = None,
         workers: int = 1,
+        engines: dict[str, Any] | None = None,
     ) -> None:
         """``root`` is the work folder: the database and ``jobs/`` with a folder per job;
         ``decodes`` limits the images decoded at once (shared with the request handlers);
         ``workers`` is how many jobs run at once (more than one only for an engine whose
-        runs do not compete for this machine, such as Ray tasks)."""
+        runs do not compete for this machine, such as Ray tasks); ``engines`` runs the
+        jobs of other kinds, by kind (video jobs: :class:`~.video_run.VideoEngine`)."""
         self.config = config
         self.folder = root / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.engine = engine or StylizerEngine(config.device)
+        self.engines = {VIDEO: VideoEngine()} if engines is None else engines
         self.stopping = False  # set by a signal handler: no locks, the workers poll it
         self._hurry = False  # a second signal: stop waiting for the workers
         self._jobs: dict[str, Job] = {}
@@ -74,7 +78,12 @@ class JobQueue:
         self._workers = Workers(
             workers,
             lambda: JobRunner(
-                self.engine, self._lock, config.preview_seconds, decodes, self._persist
+                self.engine,
+                self._lock,
+                config.preview_seconds,
+                decodes,
+                self._persist,
+                self.engines,
             ),
             self._work,
         )
@@ -85,7 +94,7 @@ class JobQueue:
     def _restore(self) -> None:
         """Take up the jobs of an earlier run of the server on this folder."""
         for job in self.store.load():
-            _recover(job, can_resume(self.engine))
+            _recover(job, can_resume(self.engines.get(job.kind, self.engine)))
             self._jobs[job.id] = job
             self._waiting.extend([job] if job.state is State.QUEUED else [])
             self.store.save(job)
@@ -225,24 +234,20 @@ class JobQueue:
 
     def preview_png(self, job_id: str) -> bytes | None:
         """The latest preview as PNG; encoded once per version, outside the lock."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            if job.preview is None:  # a job from before a restart shows its result
-                return _result_bytes(job)
-            if job.preview_png and job.preview_png[0] == job.preview_version:
-                return job.preview_png[1]
-            version, image = job.preview_version, job.preview
-        data = _png_bytes(image)
-        with self._lock:
-            job.preview_png = (version, data)
-        return data
+        return _preview_png(self._lock, self._jobs, job_id)
 
     def result_png(self, job_id: str) -> bytes | None:
         with self._lock:
             job = self._jobs.get(job_id)
             return None if job is None else _result_bytes(job)
+
+    def result_file(self, job_id: str) -> tuple[Path, str] | None:
+        """The result's path and media type (a video is served from its file)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.has_result or not job.result_path.is_file():
+                return None
+            return job.result_path, job.result_type
 
     def _status_locked(self, job: Job) -> dict[str, Any]:
         position = self._waiting.index(job) + 1 if job.state is State.QUEUED else None
@@ -315,10 +320,12 @@ def _check_resumable(job: Job) -> None:
 
 
 def _result_bytes(job: Job) -> bytes | None:
-    if not job.has_result:
-        return None
+    return _file_bytes(job.result_path) if job.has_result else None
+
+
+def _file_bytes(path: Path) -> bytes | None:
     try:
-        return job.result_path.read_bytes()
+        return path.read_bytes()
     except OSError:  # deleted by the sweep meanwhile
         return None
 
@@ -326,15 +333,34 @@ def _result_bytes(job: Job) -> bytes | None:
 def _recover(job: Job, can_resume: bool) -> None:
     """A job as an earlier server left it, made true to what is on disk now."""
     job.has_result = job.has_result and job.result_path.is_file()
-    job.preview_version = int(job.has_result)  # the preview of a job from before is its result
+    # The preview of a job from before is its result (a video's: its last frame painted).
+    job.preview_version = int(job.preview_path.is_file() and (job.has_result or job.kind == VIDEO))
     if job.state is State.RUNNING:  # the server died under it
         job.state, job.finished = State.INTERRUPTED, job.finished or time.time()
     if job.state is State.INTERRUPTED:
         job.resumable = can_resume and job.state_path.is_file()
-        job.note = interrupted_note(job.iteration, job.resumable, job.has_result)
+        if job.kind != VIDEO or not job.note:  # a video's own note says which frame is next
+            job.note = interrupted_note(job.iteration, job.resumable, job.has_result)
     if job.state is State.QUEUED and not all(p.is_file() for p in (job.content, *job.styles)):
         job.error = "its uploaded images are gone from the server's folder"
         job.finish(State.FAILED)
+
+
+def _preview_png(lock: threading.Lock, jobs: dict[str, Job], job_id: str) -> bytes | None:
+    """The latest preview as PNG; encoded once per version, outside the lock."""
+    with lock:
+        job = jobs.get(job_id)
+        if job is None:
+            return None
+        if job.preview is None:  # a job from before a restart shows its result
+            return _file_bytes(job.preview_path) if job.preview_version else None
+        if job.preview_png and job.preview_png[0] == job.preview_version:
+            return job.preview_png[1]
+        version, image = job.preview_version, job.preview
+    data = _png_bytes(image)
+    with lock:
+        job.preview_png = (version, data)
+    return data
 
 
 def _png_bytes(image: Image.Image) -> bytes:

@@ -46,7 +46,7 @@ def settings_from_client(data: Any, config: ServerConfig) -> Settings:
     if not isinstance(data, dict):
         raise SettingsError("settings must be a JSON object")
     check_names(data)
-    _check_json_types(data)
+    check_json_types(data)
     fixed = server_values(config)
     for name in SERVER_CHOSEN:
         if name in data and data[name] != fixed[name]:
@@ -67,9 +67,10 @@ def settings_from_client(data: Any, config: ServerConfig) -> Settings:
     return settings
 
 
-def _check_json_types(data: dict[str, Any]) -> None:
-    """Each value in the JSON type of its setting, as ``GET /api/settings`` lists it."""
-    types = field_types()
+def check_json_types(data: dict[str, Any], types: dict[str, Any] | None = None) -> None:
+    """Each value in the JSON type of its setting, as ``GET /api/settings`` lists it
+    (``types``: the annotations of the settings' dataclass, by default Settings')."""
+    types = types or field_types()
     for name, value in data.items():
         elem, is_array, nullable = base_type(types[name])
         if value is None:

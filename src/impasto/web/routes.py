@@ -9,18 +9,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ImpastoError, SettingsError
 from ..settings import Settings
 from .config import ServerConfig
-from .job import Job, State
+from .job import VIDEO, Job, State
 from .jobs import JobQueue, NotResumable, QueueFull, ShuttingDown
 from .models import JobList, JobStatus, Problem, SettingsSchema
 from .policy import check_work, settings_from_client, settings_schema, web_wording
 from .uploads import UploadRejected, check_request_pixels, decode, header_size, remove_tree, store
+from .video import (
+    check_header,
+    check_video,
+    looks_like_video,
+    planned_iterations,
+    split_client_settings,
+    video_settings_schema,
+)
 
 # How often a progress stream looks for news, and how long it stays silent at most.
 STREAM_POLL_SECONDS = 0.2
@@ -51,6 +59,12 @@ Config = Annotated[ServerConfig, Depends(_config)]
 NOT_FOUND = {404: {"model": Problem, "description": "no such job (or it was cleaned up)"}}
 NOT_READY = {409: {"model": Problem, "description": "the image is not there yet"}}
 PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+RESULT = {
+    200: {
+        "content": {"image/png": {}, "video/mp4": {}},
+        "description": "a PNG image, or an MP4 video (H.264) for a video job",
+    }
+}
 BUSY = {
     429: {"model": Problem, "description": "the queue is full"},
     503: {"model": Problem, "description": "the server is shutting down"},
@@ -78,6 +92,7 @@ def get_settings(config: Config) -> dict[str, Any]:
     same dataclass as the command line, plus the server's limits."""
     return {
         "fields": settings_schema(config),
+        "video_fields": video_settings_schema(),
         "limits": config.limits(),
         "version": __version__,
     }
@@ -91,6 +106,7 @@ def get_settings(config: Config) -> dict[str, Any]:
     responses={
         400: {"model": Problem, "description": "the multipart body is malformed"},
         413: {"model": Problem, "description": "an upload or the request is too large"},
+        415: {"model": Problem, "description": "a video, on a server without video support"},
         **BUSY,
     },
 )
@@ -98,7 +114,9 @@ async def create_job(
     request: Request,
     queue: Queue,
     config: Config,
-    content: Annotated[UploadFile, File(description="the photo to repaint")],
+    content: Annotated[
+        UploadFile, File(description="the photo to repaint, or a video (any format FFmpeg reads)")
+    ],
     styles: Annotated[list[UploadFile], File(description="one or more style images")],
     settings: Annotated[
         str,
@@ -108,15 +126,18 @@ async def create_job(
     """Queue a stylisation of `content` in the style of `styles`; unknown or invalid
     settings are refused with 422 and a message naming the setting. Everything is
     checked before the job is queued: the settings, the images' sizes against the
-    network and the server's limits (from their headers), then the images themselves."""
+    network and the server's limits (from their headers), then the images themselves.
+    A video as `content` makes a video job: its video settings (`temporal_weight`,
+    `frames`, `fps`, ...; see `video_fields` of `GET /api/settings`) go with the others."""
     try:
         if len(styles) > config.max_styles:
             raise UploadRejected(
                 422, f"styles: at most {config.max_styles} style images per job, got {len(styles)}"
             )
-        parsed = _client_settings(settings, config)
+        is_video = looks_like_video(await _peek(content), content.content_type, content.filename)
+        parsed, video = _client_settings(settings, config, is_video)
         with queue.reserve():
-            job = await _prepare(request, queue, config, content, styles, parsed)
+            job = await _prepare(request, queue, config, content, styles, parsed, video)
             return queue.submit(job)
     except (QueueFull, ShuttingDown) as e:
         raise problem(429 if isinstance(e, QueueFull) else 503, str(e), RETRY_LATER) from None
@@ -126,13 +147,23 @@ async def create_job(
         raise problem(422, web_wording(str(e))) from None
 
 
-def _client_settings(text: str, config: ServerConfig) -> Settings:
-    """The settings form field, parsed and checked; errors name the setting."""
+async def _peek(upload: UploadFile) -> bytes:
+    head = await upload.read(16)
+    await upload.seek(0)
+    return head
+
+
+def _client_settings(
+    text: str, config: ServerConfig, is_video: bool
+) -> tuple[Settings, dict[str, Any] | None]:
+    """The settings form field, parsed and checked, and a video job's video settings;
+    errors name the setting."""
     try:
         data = json.loads(text or "{}")
     except (ValueError, RecursionError) as e:
         raise SettingsError(f"settings: not valid JSON ({e})") from None
-    return settings_from_client(data, config)
+    data, video = split_client_settings(data, is_video)
+    return settings_from_client(data, config), video
 
 
 async def _prepare(
@@ -142,8 +173,10 @@ async def _prepare(
     content: UploadFile,
     styles: list[UploadFile],
     settings: Settings,
+    video: dict[str, Any] | None = None,
 ) -> Job:
-    """Store and check every upload: headers and settings first, then decode each image."""
+    """Store and check every upload: headers and settings first, then decode each image
+    (a video: probe it, decoding its first frame only)."""
     job_id, folder = queue.new_folder()
     try:
         paths = {"content": folder / "content.upload"}
@@ -151,16 +184,22 @@ async def _prepare(
             label = "styles" if len(styles) == 1 else f"styles[{i}]"
             paths[label] = folder / f"style-{i}.upload"
         uploads = dict(zip(paths, [content, *styles]))
-        sizes = await run_in_threadpool(_store_and_measure, paths, uploads, config)
-        planned = _check_sizes(settings, sizes, config)
+        sizes = await run_in_threadpool(_store_and_measure, paths, uploads, config, video)
         # Decoding costs memory and time: only so many at once, in the whole server.
+        if video is not None:
+            async with request.app.state.decodes.waited():
+                sizes["content"], frames = await run_in_threadpool(
+                    check_video, paths["content"], settings, video, config
+                )
+        planned = _check_sizes(settings, sizes, config, video)
         async with request.app.state.decodes.waited():
             for label, path in paths.items():
-                await run_in_threadpool(decode, path, label=label, max_side=config.max_size)
+                if label != "content" or video is None:
+                    await run_in_threadpool(decode, path, label=label, max_side=config.max_size)
     except BaseException:
         remove_tree(folder)
         raise
-    return Job(
+    job = Job(
         id=job_id,
         folder=folder,
         content=paths.pop("content"),
@@ -168,13 +207,23 @@ async def _prepare(
         settings=settings,
         iterations=planned,
     )
+    if video is not None:
+        job.kind, job.video, job.frames, job.frames_done = VIDEO, video, frames, 0
+    return job
 
 
 def _store_and_measure(
-    paths: dict[str, Path], uploads: dict[str, UploadFile], config: ServerConfig
+    paths: dict[str, Path],
+    uploads: dict[str, UploadFile],
+    config: ServerConfig,
+    video: dict[str, Any] | None,
 ) -> dict[str, tuple[int, int]]:
     sizes = {}
     for label, path in paths.items():
+        if label == "content" and video is not None:  # the container's header, no frame
+            store(uploads[label].file, path, label=label, max_bytes=config.max_video_bytes)
+            check_header(path, config, video)
+            continue
         store(uploads[label].file, path, label=label, max_bytes=config.max_upload_bytes)
         sizes[label] = header_size(path, label=label, max_pixels=config.max_pixels)
     check_request_pixels(sizes, config.max_request_pixels)
@@ -182,14 +231,24 @@ def _store_and_measure(
 
 
 def _check_sizes(
-    settings: Settings, sizes: dict[str, tuple[int, int]], config: ServerConfig
+    settings: Settings,
+    sizes: dict[str, tuple[int, int]],
+    config: ServerConfig,
+    video: dict[str, Any] | None = None,
 ) -> int:
-    """The settings against the images' sizes; returns the planned iterations."""
+    """The settings against the images' sizes (a video's: its working size); returns the
+    planned iterations (a video's: of its first frame)."""
     from ..run.sizes import check_working_sizes
 
     labels = list(sizes)
     settings.validate(n_styles=len(labels) - 1)
-    planned = check_work(settings, settings.size or max(sizes["content"]), config)
+    size = settings.size or max(sizes["content"])
+    if video is not None:
+        size = max(sizes["content"])  # frames are painted at their working size
+        planned = planned_iterations(settings, video, size, config)
+        settings = settings.replace(size=size)
+    else:
+        planned = check_work(settings, size, config)
     check_working_sizes(
         settings,
         sizes["content"],
@@ -250,13 +309,16 @@ async def job_preview(job_id: str, queue: Queue) -> Response:
 @api.get(
     "/jobs/{job_id}/result",
     response_class=Response,
-    responses={**PNG, **NOT_FOUND, **NOT_READY},
-    summary="The final image",
+    responses={**RESULT, **NOT_FOUND, **NOT_READY},
+    summary="The final image or video",
 )
 async def job_result(job_id: str, queue: Queue) -> Response:
     """The finished image as PNG, with the settings used embedded in its metadata. A
-    cancelled or interrupted job's result is the best image it had reached."""
+    cancelled or interrupted job's result is the best image it had reached. A video
+    job's result is its video (MP4, H.264), there only once every frame is painted."""
     status = _found(queue.status(job_id))
+    if status["kind"] == VIDEO:
+        return _video_result(job_id, queue, status)
     data = await run_in_threadpool(queue.result_png, job_id)
     if data is None:
         raise problem(409, _no_result(State(status["state"]), status["error"], status["note"]))
@@ -265,6 +327,20 @@ async def job_result(job_id: str, queue: Queue) -> Response:
         data,
         media_type="image/png",
         headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
+def _video_result(job_id: str, queue: JobQueue, status: dict[str, Any]) -> Response:
+    found = queue.result_file(job_id)
+    if found is None:
+        raise problem(409, _no_result(State(status["state"]), status["error"], status["note"]))
+    path, media_type = found
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=f"impasto-{job_id[:8]}.mp4",
+        content_disposition_type="inline",
+        headers={"Cache-Control": "no-cache"},
     )
 
 

@@ -13,8 +13,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -25,6 +26,7 @@ from .job import (
     Engine,
     Interruptible,
     Job,
+    JobEngine,
     ProgressLike,
     ResultLike,
     Resumable,
@@ -41,7 +43,8 @@ log = logging.getLogger("impasto.web")
 class JobRunner:
     """Runs jobs on ``engine`` one after another, keeping a preview every ``preview_seconds``.
 
-    ``persist`` is called with the lock held whenever a job's lasting state changed.
+    ``persist`` is called with the lock held whenever a job's lasting state changed;
+    ``engines`` runs the jobs of other kinds (``video``) by kind.
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class JobRunner:
         preview_seconds: float,
         decodes: DecodeSlots | None = None,
         persist: Callable[[Job], None] = lambda job: None,
+        engines: Mapping[str, Any] | None = None,
     ):
         self.engine = engine
+        self.engines = dict(engines or {})
         self.decodes = decodes or DecodeSlots(1)
         self.lock = lock
         self.preview_seconds = preview_seconds
@@ -75,6 +80,9 @@ class JobRunner:
         run = self._current
         if self._job is job and isinstance(run, Interruptible):
             run.request_stop()
+
+    def engine_for(self, job: Job) -> Any:
+        return self.engines.get(job.kind, self.engine)
 
     def run(self, job: Job) -> None:
         """Run the job to its end; whatever happens, it ends finished (or queued again)."""
@@ -100,21 +108,24 @@ class JobRunner:
             return None, stopped  # the start image is no result
         result = run.result(stopped)
         result.save(job.result_path, overwrite=True)
-        resumable = isinstance(run, Resumable) and can_resume(self.engine)
+        resumable = isinstance(run, Resumable) and can_resume(self.engine_for(job))
         if stopped is StopReason.INTERRUPTED and resumable:
             run.save_state(job.state_path)  # type: ignore[union-attr]
         return result, stopped
 
     def _start(self, job: Job) -> RunLike:
+        engine = self.engine_for(job)
+        if isinstance(engine, JobEngine):  # opens its files and continues what it finds
+            return engine.start_job(job)
         if job.resumable and job.state_path.is_file():
-            return self.engine.resume(job.state_path)  # type: ignore[attr-defined]
+            return engine.resume(job.state_path)  # type: ignore[attr-defined]
         with self.decodes.held():
             content = _open(job.content)
         styles = []
         for path in job.styles:
             with self.decodes.held():
                 styles.append(_open(path))
-        return self.engine(content, styles, job.settings)
+        return engine(content, styles, job.settings)
 
     def _why_stop(self, job: Job) -> StopReason | None:
         if job.cancel.is_set():
@@ -149,6 +160,10 @@ class JobRunner:
             job.scales = getattr(p, "scales", None)
             size = getattr(p, "size", None)
             job.scale_size = list(size) if size else None
+            # A video says which frame it paints; p.iteration is inside that frame.
+            job.frame = getattr(p, "frame", None)
+            job.frames = getattr(p, "frames", None)
+            job.frames_done = getattr(p, "frames_done", None)
             if preview is not None:
                 job.show(preview)
 
@@ -183,20 +198,24 @@ def _record_nothing_ran(job: Job, stopped: StopReason | None) -> None:
 
 def _record_outcome(job: Job, result: ResultLike, stopped: StopReason | None) -> None:
     reason = StopReason(result.stopped)
-    job.has_result = True
+    # A video has a result once the whole video is written, not before.
+    job.has_result = bool(getattr(result, "written", True))
     # The engine's copy records the seed it drew, so the status tells how to repeat it.
     job.settings = getattr(result, "settings", job.settings)
-    job.losses = dict(result.losses)
-    job.best_total = result.losses.get("total")
-    job.show(result.image)
+    job.losses = dict(result.losses) or job.losses
+    job.best_total = (job.losses or {}).get("total")
+    if result.image is not None:
+        job.show(result.image)
+    job.frames_done = getattr(result, "frames_done", job.frames_done)
+    summary = getattr(result, "summary", None)  # an engine's own word on how it ended
     if stopped is StopReason.INTERRUPTED:
         job.resumable = job.state_path.is_file()
-        job.note = interrupted_note(job.iteration, job.resumable)
+        job.note = summary or interrupted_note(job.iteration, job.resumable)
         job.finish(State.INTERRUPTED)
         return
     job.resumable = False
     job.state_path.unlink(missing_ok=True)
-    job.note = job_note(reason, job.iteration, getattr(result, "stop_detail", None))
+    job.note = summary or job_note(reason, job.iteration, getattr(result, "stop_detail", None))
     job.finish(State.CANCELLED if stopped is StopReason.CANCELLED else State.DONE)
 
 

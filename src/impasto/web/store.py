@@ -143,7 +143,10 @@ def _row(job: Job, root: Path) -> dict[str, Any]:
         "created": job.created,
         "started": job.started,
         "finished": job.finished,
-        "settings": json.dumps(job.settings.to_dict()),
+        # A video job's video settings ride along under "video".
+        "settings": json.dumps(
+            {**job.settings.to_dict(), **({"video": job.video} if job.video is not None else {})}
+        ),
         "content": _relative(job.content, root),
         "styles": json.dumps([_relative(p, root) for p in job.styles]),
         "iterations": job.iterations,
@@ -160,12 +163,15 @@ def _row(job: Job, root: Path) -> dict[str, Any]:
 
 def _job(row: dict[str, Any], root: Path) -> Job:
     content = _inside(row["content"], root)
+    settings = json.loads(row["settings"])
+    video = settings.pop("video", None)
     job = Job(
         id=str(row["id"]),
         folder=content.parent,
         content=content,
         styles=[_inside(p, root) for p in json.loads(row["styles"])],
-        settings=Settings.from_dict(json.loads(row["settings"]), strict=False),
+        settings=Settings.from_dict(settings, strict=False),
+        video=video if isinstance(video, dict) else None,
         iterations=int(row["iterations"]),
         kind=str(row["kind"]),
         created=float(row["created"]),

@@ -86,6 +86,16 @@ function buildForm(schema) {
     if (!field.editable || MAIN.includes(field.name) || FROM_SLIDERS.includes(field.name)) continue;
     $("advanced-settings").append(buildField(field));
   }
+  // Video settings: shown (and sent) only while the content is a video.
+  const video = document.createElement("fieldset");
+  video.id = "video-settings";
+  video.className = "grid wide";
+  video.hidden = true;
+  const legend = document.createElement("legend");
+  legend.textContent = "Video";
+  video.append(legend);
+  for (const field of schema.video_fields || []) if (field.editable) video.append(buildField(field));
+  $("main-settings").after(video);
   const l = schema.limits;
   $("limits").textContent = `Limits: ${l.max_size} px, ${l.max_iterations} iterations, ` +
     `${Math.round(l.max_upload_bytes / 1048576)} MiB per image, ${l.max_styles} styles`;
@@ -103,7 +113,8 @@ function parseValue(field, input) {
 // Only what differs from the defaults is sent, so the server's defaults stay in charge.
 function collectSettings() {
   const settings = {};
-  for (const field of state.schema.fields) {
+  const video = state.content && state.content.video ? state.schema.video_fields || [] : [];
+  for (const field of [...state.schema.fields, ...video]) {
     const input = $("setting-" + field.name);
     if (!input) continue;
     const value = parseValue(field, input);
@@ -133,7 +144,32 @@ async function imageKind(file) {
   }
 }
 
-async function checked(file) {
+// A video the browser can play tells its duration in loadedmetadata; one it cannot play
+// (an MKV in some browsers, say) is still sent when its type says video: FFmpeg may read it.
+function videoKind(file) {
+  return new Promise((resolve) => {
+    const probe = document.createElement("video");
+    const url = URL.createObjectURL(file);
+    const done = (kind) => { URL.revokeObjectURL(url); resolve(kind); };
+    probe.preload = "metadata";
+    probe.onloadedmetadata = () => done(probe.duration > 0 || probe.videoWidth ? "video" : null);
+    probe.onerror = () => done(file.type.startsWith("video/") ? "video" : null);
+    probe.src = url;
+  });
+}
+
+async function checked(file, allowVideo = false) {
+  const isVideo = allowVideo && file.type.startsWith("video/");
+  if (isVideo) {
+    const max = state.schema ? state.schema.limits.max_video_bytes : Infinity;
+    if (file.size > max) {
+      showError(`${file.name} is larger than this server accepts (${Math.round(max / 1048576)} MiB).`);
+      return null;
+    }
+    const kind = await videoKind(file);
+    if (!kind) showError(`${file.name} is not a video this page can read.`);
+    return kind;
+  }
   if (tooBig(file)) return null;
   const kind = await imageKind(file);
   if (!kind) showError(`${file.name} is not an image this page can read (PNG, JPEG, WebP, GIF, BMP or TIFF).`);
@@ -153,14 +189,18 @@ function tooBig(file) {
 async function setContent(file) {
   if (!file) return;
   showError("");
-  const kind = await checked(file);
+  const kind = await checked(file, true);
   if (!kind) return;
   if (state.content) URL.revokeObjectURL(state.content.url);
-  state.content = { file, url: URL.createObjectURL(file), drawable: kind === "image" };
+  state.content = {
+    file, url: URL.createObjectURL(file), drawable: kind === "image", video: kind === "video",
+  };
   $("content-thumb").src = state.content.drawable ? state.content.url : "";
   $("content-thumb").hidden = !state.content.drawable;
   $("content-hint").hidden = state.content.drawable;
-  if (!state.content.drawable) $("content-hint").textContent = `${file.name} (no preview for TIFF)`;
+  if (state.content.video) $("content-hint").textContent = `${file.name} (video)`;
+  else if (!state.content.drawable) $("content-hint").textContent = `${file.name} (no preview for TIFF)`;
+  if ($("video-settings")) $("video-settings").hidden = !state.content.video;
   if (!running()) showPreview(state.content.drawable ? state.content.url : null);
   refresh();
 }
@@ -360,7 +400,8 @@ function setStatus(text, tone) {
 function render(job) {
   if (!state.job || state.job.id !== job.id) return;
   state.job = job;
-  const fraction = job.iterations ? job.iteration / job.iterations : 0;
+  let fraction = job.iterations ? job.iteration / job.iterations : 0;
+  if (job.frames) fraction = ((job.frames_done || 0) + Math.min(fraction, 0.99)) / job.frames;
   const finished = ["done", "cancelled", "failed"].includes(job.state);
   const percent = Math.round(100 * (job.state === "done" ? 1 : fraction));
   $("bar").style.width = percent + "%";
@@ -368,10 +409,12 @@ function render(job) {
   const messages = {
     queued: [`Waiting in the queue — position ${job.position}.`, ""],
     running: [job.cancel_requested ? "Stopping after this iteration…"
+      : job.iteration && job.frames ? `Painting frame ${job.frame} of ${job.frames}${scaleText(job)} — iteration ${job.iteration} of ${job.iterations}.`
       : job.iteration ? `Painting${scaleText(job)} — iteration ${job.iteration} of ${job.iterations}.`
         : "Preparing the network…", ""],
     done: ["Done." + (job.note ? " " + job.note : ""), "ok"],
-    cancelled: [job.has_result ? "Cancelled — the result is the best image reached."
+    cancelled: job.kind === "video" && job.note ? ["Cancelled: " + job.note + ".", ""]
+      : [job.has_result ? "Cancelled — the result is the best image reached."
       : job.started ? "Cancelled before its first iteration: there is no result."
         : "Cancelled before it started.", ""],
     failed: ["Failed: " + job.error, "bad"],
@@ -392,11 +435,20 @@ function render(job) {
   $("cancel").disabled = job.cancel_requested;
   $("resume").hidden = !(job.state === "interrupted" && job.resumable);
   const download = $("download");
+  const video = job.result_type === "video/mp4";
   download.hidden = !job.has_result;
+  download.textContent = video ? "Download MP4" : "Download PNG";
   if (job.has_result) {
     download.href = `/api/jobs/${job.id}/result`;
-    download.download = `impasto-${job.id.slice(0, 8)}.png`;
+    download.download = `impasto-${job.id.slice(0, 8)}.${video ? "mp4" : "png"}`;
   }
+  const player = $("result-video");
+  const src = video && job.has_result ? `/api/jobs/${job.id}/result` : "";
+  if (player.getAttribute("src") !== (src || null)) {
+    if (src) player.src = src; else player.removeAttribute("src");
+  }
+  player.hidden = !src;
+  if (src) $("preview").hidden = true; // the video shows what the last frame would
   refresh();
 }
 
@@ -414,7 +466,7 @@ function showPreview(url) {
   next.onload = () => {
     if (token !== state.previewToken) return;
     $("preview").src = url;
-    $("preview").hidden = false;
+    $("preview").hidden = !$("result-video").hidden;
     $("placeholder").hidden = true;
   };
   next.src = url;
