@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -141,23 +140,9 @@ def measured(pair: str, name: str, size: int, work: Path, make: Any) -> dict:
 
 
 def machine() -> dict[str, Any]:
-    import torch
+    from impasto.devices import machine_facts
 
-    from impasto.devices import cpu_bf16_support, physical_cores
-
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": model,
-        "cores": physical_cores(),
-        "bf16": cpu_bf16_support(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    return machine_facts()
 
 
 def report(size: int, records: dict[str, dict[str, dict]], info: dict[str, Any]) -> str:

@@ -19,10 +19,8 @@ and ``.md``. Ray is kept on the loopback address.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -39,27 +37,12 @@ LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled
 
 
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on: CPU model, the flags that matter, cores, date."""
-    info: dict[str, Any] = {
-        "date": datetime.date.today().isoformat(),
-        "python": platform.python_version(),
-    }
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        lscpu = ""
-    for line in lscpu.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("Model name", "CPU(s)", "Thread(s) per core"):
-            info[key.strip()] = value.strip()
-        if key.strip() == "Flags":
-            flags = set(value.split())
-            info["flags"] = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    """What the numbers were measured on, and the Ray version."""
     import ray
-    import torch
 
-    info.update(torch=torch.__version__, ray=ray.__version__, cores=os.cpu_count())
-    return info
+    from impasto.devices import machine_facts
+
+    return {**machine_facts(), "ray": ray.__version__}
 
 
 def run_mode(name: str, contents: list[Path], style: Path, args: argparse.Namespace) -> dict:
@@ -99,9 +82,8 @@ def table(runs: list[dict], args: argparse.Namespace, info: dict[str, Any]) -> s
     lines = [
         f"# impasto batch: one process vs Ray, {args.size} px, {args.iterations} iterations",
         "",
-        f"{info.get('Model name')}, {info.get('CPU(s)')} CPUs, flags "
-        f"{' '.join(info.get('flags', []))}; torch {info['torch']}, Ray {info['ray']}; "
-        f"{info['date']}. The CPU was shared with other work while this ran: timings are noisy.",
+        f"{info['cpu']}, {info['cores']} cores, flags {' '.join(info['cpu_flags'])}; "
+        f"torch {info['torch']}, Ray {info['ray']}; {info['date']}.",
         "",
         "| mode | images | command wall s | batch s | images/hour (wall) | images/hour (batch) "
         "| seconds per item | peak MiB per item | load before, after |",

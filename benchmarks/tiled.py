@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -39,31 +38,9 @@ def images() -> tuple[str, str]:
 
 
 def machine() -> dict[str, Any]:
-    import torch
+    from impasto.devices import machine_facts
 
-    from impasto.devices import physical_cores
-
-    cpu = platform.processor()
-    flags: list[str] = []
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-        cpu = next(x.split(":", 1)[1].strip() for x in info.splitlines() if "model name" in x)
-        line = next(x for x in info.splitlines() if x.startswith("flags"))
-        wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
-        flags = [f for f in wanted if f in line.split()]
-    except (OSError, StopIteration):
-        pass
-    out = {
-        "cpu": cpu,
-        "cpu_flags": flags,
-        "cores": physical_cores(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    if torch.cuda.is_available():
-        out["gpu"] = torch.cuda.get_device_name()
-    return out
+    return machine_facts()
 
 
 # --- one run, in a child process --------------------------------------------------------

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,26 +120,9 @@ def paint(clip: Path, style: Path, out: Path, size: int, frames: int, args, **vi
 
 
 def machine() -> dict:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in lscpu.splitlines()
-            if line.startswith("Model name")
-        ),
-        platform.processor(),
-    )
-    flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
-    import os
+    from impasto.devices import machine_facts
 
-    return {
-        "cpu": model,
-        "flags": [f for f in wanted if f" {f}" in flags],
-        "cores": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d"),
-        "torch": __import__("torch").__version__,
-    }
+    return machine_facts()
 
 
 def main() -> None:

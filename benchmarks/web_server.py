@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
-import platform
 import signal
 import socket
 import subprocess
@@ -98,17 +96,9 @@ class Server:
 
 
 def machine() -> dict[str, Any]:
-    info = {"python": platform.python_version(), "cores": len(os.sched_getaffinity(0))}
-    try:
-        cpu = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = cpu.split("model name")[1].split(":", 1)[1].split("\n")[0].strip()
-        flags = cpu.split("\nflags")[1].split(":", 1)[1].split("\n")[0].split()
-        info["flags"] = [f for f in ("avx2", "avx512f", "amx_tile") if f in flags]
-    except (OSError, IndexError):
-        pass
-    info["date"] = time.strftime("%Y-%m-%d")
-    info["note"] = "2 cores shared with other developers' work: times are noisy"
-    return info
+    from impasto.devices import machine_facts
+
+    return machine_facts()
 
 
 # --- memory -------------------------------------------------------------------------------------

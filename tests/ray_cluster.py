@@ -18,6 +18,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
@@ -99,3 +102,31 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def loopback_head(log: Path) -> Iterator[Head]:
+    """:func:`ray_head`, with this process's environment set for loopback first."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in LOOPBACK_ENV.items():
+            mp.setenv(key, value)  # before this process imports Ray: it reads them then
+        with ray_head(log) as started:
+            yield started
+
+
+@contextlib.contextmanager
+def joined(head: Head) -> Iterator[ModuleType]:
+    """This process joined to ``head`` as a driver; Ray left again afterwards."""
+    import ray
+
+    # The node address is given too, in case Ray was imported before the variables were set.
+    ray.init(
+        address=head.address,
+        _node_ip_address="127.0.0.1",
+        logging_level="warning",
+        log_to_driver=False,
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

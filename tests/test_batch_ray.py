@@ -21,7 +21,7 @@ if importlib.util.find_spec("ray") is None:
     pytest.skip("Ray is not installed (the 'ray' extra)", allow_module_level=True)
 
 from batch_inputs import TINY, make_inputs
-from ray_cluster import LOOPBACK_ENV, Head, ray_head
+from ray_cluster import LOOPBACK_ENV, Head, joined, loopback_head
 
 import impasto
 from impasto.batches import ItemStatus
@@ -35,30 +35,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in LOOPBACK_ENV.items():
-            mp.setenv(key, value)  # before this process imports Ray: it reads them then
-        with ray_head(tmp_path_factory.mktemp("ray") / "head.log") as started:
-            yield started
+    with loopback_head(tmp_path_factory.mktemp("ray") / "head.log") as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def connected(head: Head) -> Iterator[str]:
     """This process joined to the head (the batches below reuse the link); the node's id."""
-    import ray
-
-    # The node address is given too, in case Ray was imported before the variables were set.
-    ray.init(
-        address=head.address,
-        _node_ip_address="127.0.0.1",
-        logging_level="warning",
-        log_to_driver=False,
-    )
-    try:
+    with joined(head) as ray:
         (node,) = [n for n in ray.nodes() if n["Alive"]]
         yield node["NodeID"]
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from fastapi.testclient import TestClient
-from ray_cluster import LOOPBACK_ENV, Head, ray_head
+from ray_cluster import LOOPBACK_ENV, Head, joined, loopback_head
 from web_fakes import ResumableEngine, submit, wait_for
 
 from impasto.cli import build_parser, main
@@ -127,28 +127,15 @@ def test_two_workers_run_two_jobs_at_once_and_a_restart_resumes_both(tmp_path: P
 # --- on a real Ray head ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in LOOPBACK_ENV.items():
-            mp.setenv(key, value)  # before this process imports Ray: it reads them then
-        with ray_head(tmp_path_factory.mktemp("ray") / "head.log") as started:
-            yield started
+    with loopback_head(tmp_path_factory.mktemp("ray") / "head.log") as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def connected(head: Head) -> Iterator[str]:
     """This process joined to the head, as ``ray_engine`` finds it."""
-    import ray
-
-    ray.init(
-        address=head.address,
-        _node_ip_address="127.0.0.1",
-        logging_level="warning",
-        log_to_driver=False,
-    )
-    try:
+    with joined(head):
         yield head.address
-    finally:
-        ray.shutdown()
 
 
 def _photo(box: tuple[int, int, int, int]) -> bytes:

@@ -77,6 +77,34 @@ def settings_from_args(args: argparse.Namespace, base: Settings | None = None) -
     return (base or Settings()).replace(**given)
 
 
+def add_ray_arguments(parser: argparse.ArgumentParser, work: str) -> Any:
+    """``--ray [ADDRESS]``, ``--task-cpus`` and ``--task-gpus``, for a command that runs
+    ``work`` ("the items", "the jobs", ...) as Ray tasks; the group, for more options."""
+    group = parser.add_argument_group("ray (needs the 'ray' extra)")
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="ADDRESS",
+        help=f"run {work} as Ray tasks: on the cluster at ADDRESS, else RAY_ADDRESS, "
+        "else a new local Ray instance",
+    )
+    group.add_argument(
+        "--task-cpus",
+        type=float,
+        metavar="N",
+        help="CPUs each task claims (default: 1 with GPUs, else all of the smallest node)",
+    )
+    group.add_argument(
+        "--task-gpus",
+        type=float,
+        metavar="F",
+        help="GPUs each task claims; 0.5 lets two share one (default: 1 where there are GPUs)",
+    )
+    return group
+
+
 def fmt(x: float) -> str:
     return f"{x:.4g}" if math.isfinite(x) else str(x)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -211,6 +213,30 @@ def is_out_of_memory(error: BaseException) -> bool:
         isinstance(error, RuntimeError)
         and any(s in str(error) for s in ("out of memory", "can't allocate memory"))
     )
+
+
+# The CPU features a measurement depends on (DESIGN.md: state which kind a figure is from).
+MEASURED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine_facts() -> dict[str, object]:
+    """What a measurement was made on: CPU model and the flags that matter, cores, how
+    bf16 runs, the GPU if any, torch and Python versions, and the date."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+        model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    facts: dict[str, object] = {
+        "cpu": model,
+        "cpu_flags": [f for f in MEASURED_FLAGS if f in cpu_flags()],
+        "cores": physical_cores(),
+        "bf16": cpu_bf16_support(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name()
+    return facts
 
 
 def physical_cores() -> int:

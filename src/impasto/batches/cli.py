@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..console import StopOnSignal, Subcommands, add_settings_arguments, fmt, settings_from_args
+from ..console import (
+    StopOnSignal,
+    Subcommands,
+    add_ray_arguments,
+    add_settings_arguments,
+    fmt,
+    settings_from_args,
+)
 from .driver import BatchEvent, BatchRun
 from .report import ItemStatus
 
@@ -66,28 +73,7 @@ def add_batch_command(sub: Subcommands) -> None:
         "peak memory and Ray node as JSON",
     )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
-    r = p.add_argument_group("ray (needs the 'ray' extra)")
-    r.add_argument(
-        "--ray",
-        nargs="?",
-        const=True,
-        default=None,
-        metavar="ADDRESS",
-        help="run the items as Ray tasks: on the cluster at ADDRESS, else RAY_ADDRESS, "
-        "else a new local Ray instance",
-    )
-    r.add_argument(
-        "--task-cpus",
-        type=float,
-        metavar="N",
-        help="CPUs each task claims (default: 1 with GPUs, else all of the smallest node)",
-    )
-    r.add_argument(
-        "--task-gpus",
-        type=float,
-        metavar="F",
-        help="GPUs each task claims; 0.5 lets two share one (default: 1 where there are GPUs)",
-    )
+    add_ray_arguments(p, "the items")
     add_settings_arguments(p, exclude=NOT_FOR_BATCHES)
 
 

@@ -6,12 +6,15 @@ command asks for it, so impasto works without it.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+from PIL import Image
 
 from ..errors import ImpastoError
 
@@ -141,3 +144,18 @@ def _fits(node: dict[str, float], cpus: float, gpus: float) -> int:
     by_cpu = int(node.get("CPU", 0) // cpus) if cpus > 0 else 10**6
     by_gpu = int(round(node.get("GPU", 0) / gpus, 6)) if gpus > 0 else 10**6
     return min(by_cpu, by_gpu)
+
+
+# Images travel between the driver and the tasks as PNG bytes in Ray's object store.
+def png_bytes(img: Image.Image) -> bytes:
+    """``img`` as PNG, compressed little: it only crosses the object store."""
+    out = io.BytesIO()
+    img.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def png_image(data: bytes) -> Image.Image:
+    """The image of :func:`png_bytes`, decoded at once."""
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,15 @@ from PIL import Image
 from ..errors import ImpastoError
 from ..results import StopReason, StylizeResult
 from ..settings import Settings
-from .cluster import MAX_RETRIES, Connection, TaskResources, connect, task_resources
+from .cluster import (
+    MAX_RETRIES,
+    Connection,
+    TaskResources,
+    connect,
+    png_bytes,
+    png_image,
+    task_resources,
+)
 
 # How often the task sends progress and asks whether to stop: often enough for a
 # progress bar, rarely enough that a fast GPU step does not wait on the actor.
@@ -85,18 +92,6 @@ class RemoteProgress:
         return self._preview()
 
 
-def _png(img: Image.Image) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
-
-
-def _image(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
-
-
 class _Reporter:
     """The task's side of the channel: sends progress, previews, and hears a stop."""
 
@@ -114,7 +109,7 @@ class _Reporter:
         if now - self.sent >= SEND_SECONDS or p.iteration == 1:
             preview = None
             if now - self.previewed >= self.preview_seconds or p.iteration == 1:
-                preview, self.previewed = _png(p.image()), now
+                preview, self.previewed = png_bytes(p.image()), now
             fields = {k: getattr(p, k) for k in _PROGRESS_FIELDS}
             self.channel.put.remote(fields, preview)
             self.sent = now
@@ -145,7 +140,9 @@ def job_task(
     from ..run.loop import Stylizer
 
     reporter = _Reporter(ray, channel, preview_seconds)
-    stylizer = Stylizer(_image(content), [_image(s) for s in styles], Settings.from_dict(settings))
+    stylizer = Stylizer(
+        png_image(content), [png_image(s) for s in styles], Settings.from_dict(settings)
+    )
     cancelled = reporter.stop_requested()  # cancelled while it waited for a worker
     try:
         if not cancelled:
@@ -185,8 +182,8 @@ class RemoteRun:
         self._channel = channel.remote()
         if settings.threads == 0 and resources.threads:
             settings = settings.replace(threads=resources.threads)
-        self._args = (_png(content), settings.to_dict(), self._channel, preview_seconds)
-        self._styles = [_png(s) for s in styles]
+        self._args = (png_bytes(content), settings.to_dict(), self._channel, preview_seconds)
+        self._styles = [png_bytes(s) for s in styles]
         self._task = task.options(
             num_cpus=resources.num_cpus,
             num_gpus=resources.num_gpus,
@@ -237,7 +234,7 @@ class RemoteRun:
             ready, _ = self.ray.wait([self._ref], timeout=self.poll_seconds)
             seen, progress, preview = self.ray.get(self._channel.take.remote(seen))
             if preview is not None:
-                self._preview = _image(preview)
+                self._preview = png_image(preview)
             if progress is not None and progress["iteration"] > self._shown:
                 self._shown = progress["iteration"]
                 yield RemoteProgress(**progress, _preview=self._latest_preview)

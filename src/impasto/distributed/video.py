@@ -20,7 +20,6 @@ and puts it next to the same measure one frame either side, inside the chunks.
 from __future__ import annotations
 
 import functools
-import io
 import math
 import tempfile
 import time
@@ -33,22 +32,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..console import add_ray_arguments
 from ..errors import ImpastoError
-from .cluster import MAX_RETRIES, connect, task_resources
+from .cluster import MAX_RETRIES, connect, png_bytes, png_image, task_resources
 
 WARMUP_FRAMES = 3
-
-
-def _png(img: Image.Image) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
-
-
-def _image(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
 
 
 def chunks(frames: int, size: int) -> list[tuple[int, int]]:
@@ -79,7 +67,7 @@ def chunk_task(
         times, size = job["times"], tuple(job["size"])
         first = max(0, start - warmup)
         loop = FrameLoop(
-            [_image(s) for s in styles],
+            [png_image(s) for s in styles],
             Settings.from_dict(job["settings"]),
             VideoSettings.from_dict(job["video"]),
             total=len(times),
@@ -88,8 +76,8 @@ def chunk_task(
 
         def keep(result: Any, paint: Image.Image) -> None:
             if result.index >= start:
-                own = None if paint is result.image else _png(paint)
-                frame, result.image = _png(result.image), None  # it travels as the PNG
+                own = None if paint is result.image else png_bytes(paint)
+                frame, result.image = png_bytes(result.image), None  # it travels as the PNG
                 kept.append((result, frame, own))
 
         frames = video_io.read_frames(info, times, size, first)
@@ -156,7 +144,7 @@ def paint_video_on_ray(
             retry_exceptions=False,
         )
         video = ray.put(st.info.path.read_bytes())
-        styles = [ray.put(_png(s)) for s in st.styles]
+        styles = [ray.put(png_bytes(s)) for s in st.styles]
         suffix = st.info.path.suffix
         pending = {task.remote(video, suffix, job, s, e, warmup, *styles): (s, e) for s, e in todo}
         try:
@@ -191,8 +179,8 @@ def _fetch(ray: ModuleType, ref: Any) -> list[tuple[Any, bytes, bytes | None]]:
 
 def _write(st: Any, frames: Sequence[tuple[Any, bytes, bytes | None]]) -> None:
     for result, frame, paint in frames:
-        result.image = _image(frame)
-        st.work.write(result, result.image if paint is None else _image(paint))
+        result.image = png_image(frame)
+        st.work.write(result, result.image if paint is None else png_image(paint))
 
 
 def temporal_error(
@@ -291,16 +279,7 @@ def run_video_command(args: Any, st: Any) -> int:
 
 def add_video_ray_arguments(p: Any) -> None:
     """The options of ``impasto video`` for painting on Ray."""
-    g = p.add_argument_group("ray (needs the 'ray' extra)")
-    g.add_argument(
-        "--ray",
-        nargs="?",
-        const=True,
-        default=None,
-        metavar="ADDRESS",
-        help="paint the video in chunks of frames as Ray tasks, side by side: on "
-        "the cluster at ADDRESS, else RAY_ADDRESS, else a new local Ray instance",
-    )
+    g = add_ray_arguments(p, "chunks of frames, side by side,")
     g.add_argument(
         "--chunk-frames",
         type=int,
@@ -317,5 +296,3 @@ def add_video_ray_arguments(p: Any) -> None:
         help="frames each chunk paints before its first, and throws away, so that "
         f"its first frame is consistent with the ones before (default: {WARMUP_FRAMES})",
     )
-    g.add_argument("--task-cpus", type=float, metavar="N", help="CPUs each task claims")
-    g.add_argument("--task-gpus", type=float, metavar="F", help="GPUs each task claims")

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..console import add_ray_arguments
 from ..errors import ImpastoError
 
 MIB = 1024 * 1024
@@ -190,35 +191,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    r = parser.add_argument_group("ray (needs the 'ray' extra)")
-    r.add_argument(
-        "--ray",
-        nargs="?",
-        const=True,
-        default=None,
-        metavar="ADDRESS",
-        help="run the jobs as Ray tasks, several at once: on the cluster at ADDRESS, else "
-        "RAY_ADDRESS, else a new local Ray instance",
-    )
-    r.add_argument(
+    group = add_ray_arguments(parser, "the jobs, several at once,")
+    group.add_argument(
         "--ray-jobs",
         type=int,
         metavar="N",
         help="jobs running at once on the cluster (default: as many tasks as its nodes "
         "can run at once, at least 1); more wait in Ray's queue, shown as running",
-    )
-    r.add_argument(
-        "--task-cpus",
-        type=float,
-        metavar="N",
-        help="CPUs each job's task claims (default: 1 with GPUs, else all of the smallest node)",
-    )
-    r.add_argument(
-        "--task-gpus",
-        type=float,
-        metavar="F",
-        help="GPUs each job's task claims; 0.5 lets two share one (default: 1 where there "
-        "are GPUs)",
     )
 
 
