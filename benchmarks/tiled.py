@@ -124,8 +124,7 @@ def header(info: dict[str, Any], what: str) -> list[str]:
     return [
         f"## {what}",
         "",
-        f"Machine: {where}, {info['cores']} cores, torch {info['torch']}, {info['date']}. "
-        "Times on a CPU shared with other work are noisy.",
+        f"Machine: {where}, {info['cores']} cores, torch {info['torch']}, {info['date']}.",
         "",
     ]
 

@@ -33,8 +33,8 @@ PAPER_CONTENT_LAYERS = ("relu4_2", "relu5_2")
 
 # Gatys et al. (2016) with the reference implementation's weights: equal style layers,
 # one scale, 500 L-BFGS iterations from white noise, every one of them run. The
-# defaults depart from it to paint more boldly (docs/defaults.md); ``--paper`` and
-# Settings.paper() bring it back.
+# defaults depart from it where measurements favoured it (README, deviations);
+# ``--paper`` and Settings.paper() bring it back (docs/defaults.md).
 PAPER_SETTINGS: dict[str, Any] = {
     "content_weight": 5.0,
     "style_weight": 500.0,

@@ -54,7 +54,7 @@ def check_working_sizes(
             # A coarse scale is set by min_size, the final one by size.
             setting = "size" if long_side == final else "min_size"
             smallest = next((n for n in range(long_side, 32769) if fits(n)), None)
-            advice = f"it has them from {smallest} px" if smallest else "it never has them"
+            advice = f"use {smallest} px or more" if smallest else "no size gives it that many"
             raise SettingsError(
                 f"{name} ({w}x{h}) is too small at {long_side} px: the network needs at "
                 f"least {need} px on its short side; {advice}",
