@@ -91,7 +91,7 @@ def test_a_panorama_too_thin_at_the_asked_size_is_refused_with_the_size_that_wor
         check_working_sizes(Settings(size=128), (960, 60), [(300, 200)], content_name="pano.png")
     assert caught.value.setting == "size"
     assert "pano.png (960x60) is too small at 128 px" in str(caught.value)
-    assert "from 248 px" in str(caught.value)
+    assert "use 248 px or more" in str(caught.value)
     check_working_sizes(Settings(size=248), (960, 60), [(300, 200)])
 
 
@@ -100,7 +100,7 @@ def test_a_coarse_scale_too_small_names_min_size() -> None:
     with pytest.raises(SettingsError) as caught:
         check_working_sizes(settings, (640, 480), [(300, 300)])
     assert caught.value.setting == "min_size"
-    assert "from 21 px" in str(caught.value)  # 21x16 (15.75 rounds to 16)
+    assert "use 21 px or more" in str(caught.value)  # 21x16 (15.75 rounds to 16)
 
 
 def test_styles_are_checked_at_the_size_their_scale_gives_them() -> None:

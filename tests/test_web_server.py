@@ -180,7 +180,7 @@ def test_images_too_small_for_the_network_are_refused_at_submission(
         detail = r.json()["detail"]
         assert detail.startswith(words), detail
         assert "the network needs at least 16 px on its short side" in detail
-        assert "from " in detail  # the smallest size that works
+        assert "px or more" in detail  # the smallest size that works
         assert client.get("/api/jobs").json()["jobs"] == [] and job_folders(tmp_path) == []
     assert engine.settings == []  # no work was started
 
