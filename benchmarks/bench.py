@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -68,22 +67,9 @@ def flops_per_iteration(content: Path, style: Path, size: int) -> float:
 
 
 def machine() -> dict[str, Any]:
-    import torch
+    from impasto.devices import machine_facts
 
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    from impasto.devices import physical_cores
-
-    return {
-        "cpu": model,
-        "cores": physical_cores(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
+    return machine_facts()
 
 
 # --- children: one run each ------------------------------------------------------------
@@ -363,7 +349,9 @@ def main() -> None:
             "score_every": args.score_every,
         }
         # The paper's setting: single-scale L-BFGS from white noise, every iteration run.
-        single = {"size": size, "seed": 0, "scales": 1, "tolerance": 0, "initial": "noise"}
+        from impasto.settings import PAPER_SETTINGS
+
+        single = {**PAPER_SETTINGS, "size": size, "seed": 0}
         specs = {
             "default": {
                 **common,

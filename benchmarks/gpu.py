@@ -33,12 +33,13 @@ import torch
 
 import impasto
 from impasto.optim.lbfgs import LBFGS
+from impasto.settings import PAPER_SETTINGS
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench import default_images  # noqa: E402
 
-PAPER = {"scales": 1, "iterations": 500, "tolerance": 0.0, "initial": "noise"}
+PAPER = {**PAPER_SETTINGS, "iterations": 500}
 
 
 DEVICE = "cuda"  # --dry-run: "cpu", to try the script's plumbing at tiny sizes

@@ -37,8 +37,9 @@ from bench import default_images  # noqa: E402
 
 
 def stylizer(content: Path, style: Path, size: int, iterations: int, device: str, **kw):
-    settings = impasto.Settings(
-        size=size, iterations=iterations, tolerance=0.0, seed=0, scales=1, device=device, **kw
+    # The paper's loss and one scale, whatever the defaults are.
+    settings = impasto.Settings.paper(
+        size=size, iterations=iterations, seed=0, device=device, **{"initial": "content", **kw}
     )
     return impasto.Stylizer(content, style, settings)
 

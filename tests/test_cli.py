@@ -42,6 +42,7 @@ class FakeStylizer:
     def __init__(self, stops: str, detail: str | None = None):
         self.settings = Settings(seed=0, print_every=1)
         self.device = "cpu"
+        self.machine = SimpleNamespace(precision="bf16")
         self.sizes = [64]
         self.scale = 0
         self.iteration = 0
@@ -93,6 +94,7 @@ def test_a_finished_run_says_how_it_ended(
 ) -> None:
     code, err = drive(tmp_path, FakeStylizer(stops), capsys)
     assert code == 0
+    assert err.startswith("impasto: lbfgs on cpu in bf16, ")  # the precision that runs
     assert "iteration 3/3 at 64x48: total 3.5" in err
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"impasto: wrote {tmp_path / 'out.png'} in 0.2 s, total loss 3.5; ")

@@ -455,7 +455,7 @@ def test_masks_and_colour_maps_follow_every_scale() -> None:
     for progress in st.run():
         masks = st.loss_fn.region_masks
         seen.append((progress.size, masks[0]["relu1_1"].shape[-2:], masks[1]["relu5_1"].shape[-2:]))
-    assert seen == [((24, 24), (24, 24), (1, 1)), ((32, 32), (32, 32), (2, 2))]
+    assert seen == [((24, 24), (24, 24), (2, 2)), ((32, 32), (32, 32), (2, 2))]
     assert st.result().image.size == (32, 32)
 
 

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -29,142 +29,26 @@ except ImportError:
     pytest.importorskip("httpx", reason="TestClient needs httpx2 (or httpx)")
 
 from fastapi.testclient import TestClient
+from web_fakes import (
+    TIMEOUT,
+    FakeEngine,
+    FakeResult,
+    FakeRun,
+    decode,
+    finished,
+    job_folders,
+    png,
+    serving,
+    submit,
+    upload,
+    wait_for,
+)
 
 from impasto import cli
 from impasto.errors import ImpastoError
 from impasto.results import StopReason
 from impasto.settings import Settings, base_type, field_types
 from impasto.web import MISSING_EXTRA, ServerConfig, create_app
-
-TIMEOUT = 20.0
-
-
-# --- a fake engine ---------------------------------------------------------------------------
-class FakeProgress:
-    def __init__(self, run: FakeRun, iteration: int):
-        self.iteration = iteration
-        self.iterations = run.total
-        self.losses = {"content": 1.0, "style": 2.0 / iteration, "tv": 0.5, "total": 3.5}
-        self.best_total = 3.5 - iteration * 0.01
-        self.elapsed = 0.01 * iteration
-        self.eta = float("nan") if iteration == 0 else 0.01 * (self.iterations - iteration)
-        self._run = run
-
-    def image(self) -> Image.Image:
-        return self._run.current()
-
-
-class FakeResult:
-    def __init__(self, image: Image.Image, stopped: str):
-        self.image = image
-        self.losses = {"content": 1.0, "style": 1.0, "tv": float("nan"), "total": 2.0}
-        self.stopped = stopped
-
-    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
-        self.image.save(path, format="PNG")
-
-
-class FakeRun:
-    def __init__(self, engine: FakeEngine, content: Image.Image, settings: Settings):
-        self.engine = engine
-        self.content = content
-        self.settings = settings
-        self.total = settings.iterations or 2
-        self.iteration = 0
-
-    def current(self) -> Image.Image:
-        return ImageOps.invert(self.content).rotate(self.iteration)
-
-    def run(self) -> Iterator[FakeProgress]:
-        for i in range(1, self.total + 1):
-            if self.engine.gate is not None:
-                assert self.engine.gate.wait(TIMEOUT), "test never opened the gate"
-            time.sleep(self.engine.delay)
-            self.iteration = i
-            yield FakeProgress(self, i)
-
-    def result(self, stopped: str | None = None) -> FakeResult:
-        return FakeResult(self.current(), stopped or "done")
-
-
-class FakeEngine:
-    """Stands in for impasto.run.loop.Stylizer; records the settings of every job."""
-
-    def __init__(self, delay: float = 0.0, gated: bool = False, error: Exception | None = None):
-        self.delay = delay
-        self.gate = threading.Event() if gated else None
-        self.error = error
-        self.settings: list[Settings] = []
-        self.content_modes: list[str] = []
-
-    def __call__(self, content: Image.Image, styles: Any, settings: Settings) -> FakeRun:
-        self.settings.append(settings)
-        self.content_modes.append(content.mode)
-        if self.error is not None:
-            raise self.error
-        return FakeRun(self, content, settings)
-
-
-# --- helpers ------------------------------------------------------------------------------------
-def png(width: int = 24, height: int = 16, seed: int = 0, fmt: str = "PNG") -> bytes:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def upload(
-    content: bytes | None = None,
-    styles: list[bytes] | None = None,
-    settings: Any = None,
-) -> dict[str, Any]:
-    """Keyword arguments for ``client.post("/api/jobs", ...)``."""
-    files: list[tuple[str, tuple[str, bytes, str]]] = [
-        ("content", ("photo.png", png() if content is None else content, "image/png"))
-    ]
-    for i, data in enumerate([png(seed=1)] if styles is None else styles):
-        files.append(("styles", (f"style{i}.png", data, "image/png")))
-    data = {}
-    if settings is not None:
-        data["settings"] = settings if isinstance(settings, str) else json.dumps(settings)
-    return {"files": files, "data": data}
-
-
-@contextmanager
-def serving(tmp_path: Path, engine: Any = None, **limits: Any) -> Iterator[TestClient]:
-    config = ServerConfig(workdir=str(tmp_path / "work"), device="cpu", **limits)
-    app = create_app(config, engine=FakeEngine() if engine is None else engine)
-    with TestClient(app) as client:
-        yield client
-
-
-def wait_for(client: TestClient, job_id: str, ok: Callable[[dict[str, Any]], bool]) -> dict:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        status = client.get(f"/api/jobs/{job_id}").json()
-        if ok(status):
-            return status
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} never got there: {status}")
-
-
-def finished(status: dict[str, Any]) -> bool:
-    return status["state"] in ("done", "cancelled", "failed")
-
-
-def submit(client: TestClient, **kwargs: Any) -> dict[str, Any]:
-    response = client.post("/api/jobs", **upload(**kwargs))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def job_folders(tmp_path: Path) -> list[str]:
-    return sorted(p.name for p in (tmp_path / "work" / "jobs").iterdir())
-
-
-def decode(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 # --- the page and the schemas ---------------------------------------------------------------
@@ -194,6 +78,7 @@ def test_openapi_lists_every_endpoint(tmp_path: Path) -> None:
         ("/api/jobs/{job_id}/preview", "get"),
         ("/api/jobs/{job_id}/result", "get"),
         ("/api/jobs/{job_id}/cancel", "post"),
+        ("/api/jobs/{job_id}/resume", "post"),
     }
     body = schema["paths"]["/api/jobs"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body
@@ -231,8 +116,8 @@ def test_job_runs_and_every_endpoint_answers(tmp_path: Path) -> None:
                 "iterations": 5,
                 "size": 32,
                 "style_blend_weights": [1, 3],
-                "device": "cuda:7",
-                "preserve_colors": "true",
+                "device": "cpu",  # the server's own value may be sent
+                "preserve_colors": True,
             },
         )
         assert job["state"] in ("queued", "running")
@@ -246,7 +131,6 @@ def test_job_runs_and_every_endpoint_answers(tmp_path: Path) -> None:
         assert status["state"] == "done" and status["iteration"] == 5
         assert status["losses"]["tv"] is None  # NaN is not JSON: it is sent as null
         assert status["eta"] == 0 and status["position"] is None and status["has_result"]
-        # The server's device, whatever the client asked for.
         assert engine.settings[0].device == "cpu" and status["settings"]["device"] == "cpu"
         assert engine.settings[0].style_blend_weights == (1.0, 3.0)
         assert engine.settings[0].preserve_colors is True
@@ -359,14 +243,22 @@ def test_finished_jobs_are_cleaned_up_by_number_and_age(tmp_path: Path) -> None:
     ("error", "message"),
     [
         (ImpastoError("--device: CUDA was asked for but this PyTorch sees no CUDA GPU"), "CUDA"),
-        (RuntimeError("boom"), "failed inside the server"),
+        (RuntimeError("boom"), "the job failed inside the server: RuntimeError: boom"),
+        # What failed is said, without the server's paths.
+        (
+            MemoryError("cannot allocate in /usr/lib/python3/x.py"),
+            "the job failed inside the server: MemoryError: cannot allocate in (path)",
+        ),
+        # Engine errors written for the command line name settings as the API does.
+        (ImpastoError("a 900x900 image needs 9 GB; use --size 300 or smaller"), "use size 300"),
     ],
 )
 def test_a_failing_job_reports_why(tmp_path: Path, error: Exception, message: str) -> None:
     with serving(tmp_path, engine=FakeEngine(error=error)) as client:
         job = submit(client, settings={"iterations": 1})
         status = wait_for(client, job["id"], finished)
-        assert status["state"] == "failed" and message in status["error"]
+        assert status["state"] == "failed" and message in status["error"], status["error"]
+        assert "server log" not in status["error"] and "/usr" not in status["error"]
         r = client.get(f"/api/jobs/{job['id']}/result")
         assert r.status_code == 409 and "failed" in r.json()["detail"]
         # The server is still fine.
@@ -420,9 +312,19 @@ def test_why_a_run_stopped_is_the_stop_reasons_message(
     ("settings", "words"),
     [
         ({"colour": 1}, "unknown setting(s): colour"),
-        ({"size": "large"}, "size: expected int"),
-        ({"size": [1, 2]}, "size: expected int"),
-        ({"iterations": 2.5}, "iterations: expected int"),
+        ({"size": "large"}, 'size: expected an integer, got "large"'),
+        ({"size": [1, 2]}, "size: expected an integer, got [1, 2]"),
+        ({"iterations": 2.5}, "iterations: expected an integer, got 2.5"),
+        # Strict JSON types, as GET /api/settings gives them: no strings for numbers,
+        # no booleans for numbers, no numbers for booleans, arrays where arrays are due.
+        ({"iterations": "10"}, 'iterations: expected an integer, got "10"'),
+        ({"iterations": True}, "iterations: expected an integer, got true"),
+        ({"style_weight": "500"}, 'style_weight: expected a number, got "500"'),
+        ({"preserve_colors": 2}, "preserve_colors: expected a boolean, got 2"),
+        ({"preserve_colors": "true"}, 'preserve_colors: expected a boolean, got "true"'),
+        ({"style_scales": 1.5}, "style_scales: expected an array of numbers, got 1.5"),
+        ({"content_layers": "relu4_2"}, 'content_layers: expected an array of strings, got "r'),
+        ({"style_blend_weights": [1, "2"]}, "style_blend_weights: expected an array of numbers"),
         ({"size": 4096}, "size: this server allows at most 1024"),
         ({"size": 8}, "size: must be between 16"),
         ({"size": 512, "style_scales": [4]}, "style_scales: style images would be 2048"),
@@ -431,16 +333,25 @@ def test_why_a_run_stopped_is_the_stop_reasons_message(
             {"size": 1024, "scales": 0, "coarse_iterations": 900},
             "iterations (all scales together); this server",
         ),
-        ({"threads": "many"}, "threads: expected int"),
+        ({"threads": "many"}, 'threads: expected an integer, got "many"'),
         ({"iterations": -1}, "iterations: must be >= 0"),
         ({"tv_weight": None}, "tv_weight: needs a value, got null"),
         ({"seed": None, "size": None}, "size: needs a value"),
         ({"initial": "/etc/passwd"}, "initial: choose from auto, noise, content, style"),
         ({"initial": "content.upload"}, "initial: choose from"),
-        ({"weights": "/root/vgg19.pth"}, "weights: this server always uses 'default'"),
-        ({"weights": "torchvision"}, "weights: this server always uses"),
+        # Settings the server decides are refused alike, saying what the server uses.
+        ({"weights": "/root/vgg19.pth"}, "weights: this server decides it (it uses 'default')"),
+        ({"weights": "torchvision"}, "weights: this server decides it"),
+        ({"device": "cuda:7"}, "device: this server decides it (it uses 'cpu'); leave the"),
+        ({"threads": 4}, "threads: this server decides it (it uses 0)"),
+        ({"compile": True}, "compile: this server decides it (it uses False)"),
+        ({"checkpoint_every": 5}, "checkpoint_every: this server decides it (it uses 0)"),
+        ({"print_every": 1}, "print_every: this server decides it (it uses 0)"),
+        # A precision this server's device cannot run fails now, not when the job runs.
+        ({"precision": "fp16"}, "precision: fp16 needs a CUDA device"),
         ({"optimizer": "sgd"}, "optimizer: choose from lbfgs, adam"),
-        ({"pooling": {"a": 1}}, "pooling: choose from max, avg"),
+        ({"pooling": {"a": 1}}, 'pooling: expected a string, got {"a": 1}'),
+        ({"pooling": "min"}, "pooling: choose from max, avg"),
         ({"style_blend_weights": [1, 2]}, "style_blend_weights: got 2 weights for 1"),
         ({"style_layers": ["relu9_9"]}, "style_layers: unknown layer"),
         ({"seed": 2**70}, "seed: must be between 0"),
@@ -466,6 +377,7 @@ def test_bad_settings_are_422_with_a_clear_message(
         assert r.status_code == 422, r.text
         detail = r.json()["detail"]
         assert isinstance(detail, str) and words in detail, detail
+        assert "--" not in detail  # settings are named as the API spells them, not as flags
         assert client.get("/api/jobs").json()["jobs"] == []
         assert job_folders(tmp_path) == []
 
@@ -481,47 +393,56 @@ def test_no_text_setting_can_name_a_server_file(tmp_path: Path, name: str) -> No
         for path in ("/etc/passwd", "../../secret.png"):
             value: Any = [path] if is_tuple else path
             r = client.post("/api/jobs", **upload(settings={name: value}))
-            if name == "device":  # replaced by the server's, never used
-                assert r.status_code == 201, r.text
-                assert r.json()["settings"]["device"] == "cpu"
-                continue
             assert r.status_code == 422, (name, r.text)
             assert r.json()["detail"].startswith(f"{name}:")
 
 
 def test_layer_lists_are_checked(tmp_path: Path) -> None:
     with serving(tmp_path) as client:
-        ok = {"style_layers": ["relu1_1", "relu3_1"], "content_layers": "relu4_2", "iterations": 1}
+        ok = {
+            "style_layers": ["relu1_1", "relu3_1"],
+            "content_layers": ["relu4_2"],
+            "iterations": 1,
+        }
         assert client.post("/api/jobs", **upload(settings=ok)).status_code == 201
         bad = client.post("/api/jobs", **upload(settings={"content_layers": ["relu4_2 x"]}))
         assert bad.status_code == 422 and "content_layers:" in bad.json()["detail"]
 
 
 def test_allowed_server_settings_pass(tmp_path: Path) -> None:
+    """A client may send what the server decides when it sends the server's own values."""
     engine = FakeEngine()
     with serving(tmp_path, engine=engine) as client:
         job = submit(
             client,
             settings={
                 "weights": "default",
+                "device": "cpu",
+                "threads": 0,
+                "compile": False,
+                "checkpoint_every": 0,
                 "initial": "style",
                 "seed": 7,
-                "checkpoint_every": 5,
                 "size": 0,
                 "iterations": 1,
+                "precision": "bf16",  # runs on any CPU (slowly without AMX)
             },
         )
         wait_for(client, job["id"], finished)
     used = engine.settings[0]
     assert (used.weights, used.initial, used.seed, used.size) == ("default", "style", 7, 0)
-    assert used.checkpoint_every == 0  # the server writes no checkpoint files
+    assert (used.checkpoint_every, used.precision) == (0, "bf16")
 
 
 def test_size_zero_uses_the_content_size_within_the_limit(tmp_path: Path) -> None:
     with serving(tmp_path, max_size=20) as client:
         r = client.post("/api/jobs", **upload(content=png(40, 10), settings={"size": 0}))
         assert r.status_code == 422
-        assert "size (0 = the content image's size)" in r.json()["detail"]
+        detail = r.json()["detail"]
+        assert detail == (
+            "size: 0 keeps the content image's size, 40 pixels here; this server allows at "
+            "most 20 pixels"
+        )
 
 
 @pytest.mark.parametrize(
@@ -708,11 +629,19 @@ def test_serve_options_reach_uvicorn(
 
     seen: dict[str, Any] = {}
 
-    def fake_run(app: Any, **kwargs: Any) -> None:
-        seen.update(kwargs, config=app.state.config)
+    def fake_run(server: uvicorn.Server) -> None:
+        options = server.config
+        seen.update(host=options.host, port=options.port, config=options.app.state.config)
+        options.app.state.jobs.close()
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
-    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)  # serve() changes it
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    # serve() sets up the process: temporary files, warnings and the log go its way.
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    log = logging.getLogger("impasto.web")
+    monkeypatch.setattr(log, "handlers", [])
+    monkeypatch.setattr(log, "propagate", True)
+    monkeypatch.setattr(log, "level", log.level)
     argv = [
         "serve",
         "--port",
@@ -779,3 +708,21 @@ def test_real_engine_end_to_end(tmp_path: Path, examples: tuple[Path, Path]) -> 
     assert meta["settings"]["device"] == "cpu" and meta["settings"]["iterations"] == 3
     assert meta["settings"]["seed"] == status["settings"]["seed"] == 1
     assert "content.upload" not in json.dumps(meta)  # no server paths in the file
+
+
+@pytest.mark.slow
+def test_tiny_styles_and_sizes_the_network_takes_run(tmp_path: Path) -> None:
+    """A 3x3 style at size 16 is scaled up to the smallest size the network takes, and runs;
+    what cannot run is refused at submission (test_web_server.py)."""
+    config = ServerConfig(workdir=str(tmp_path / "work"), device="cpu")
+    with TestClient(create_app(config)) as client:
+        tiny = {"size": 16, "iterations": 2}
+        job = upload(content=png(48, 48), styles=[png(3, 3)], settings=tiny)
+        r = client.post("/api/jobs", **job)
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 120
+        while not finished(status := client.get(f"/api/jobs/{r.json()['id']}").json()):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert status["state"] == "done", status
+    assert status["iteration"] == 2

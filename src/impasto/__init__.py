@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 from .api import score, stylize
-from .errors import ImageError, ImpastoError, SettingsError, WeightsError
+from .batches import batch
+from .errors import ImageError, ImpastoError, SettingsError, VideoError, WeightsError
 from .results import Progress, StopReason, StylizeResult
 from .run.loop import Stylizer
 from .settings import Settings
+from .video import VideoSettings, stylize_video
 
 __version__ = "0.1.0"
 
@@ -24,8 +26,12 @@ __all__ = [
     "StopReason",
     "StylizeResult",
     "Stylizer",
+    "VideoError",
+    "VideoSettings",
     "WeightsError",
     "__version__",
+    "batch",
     "score",
     "stylize",
+    "stylize_video",
 ]

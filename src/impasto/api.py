@@ -14,6 +14,7 @@ from .io import images
 from .results import Progress, StopReason, StylizeResult
 from .run.inputs import ImageInput, RunInputs, Targets, open_image
 from .run.loop import Stylizer
+from .run.tiling import resolve_tile
 from .settings import Settings
 
 
@@ -68,7 +69,8 @@ def score(
     machine.prepare(settings.threads)
     try:
         inputs = RunInputs.open(content, styles, settings)
-        machine.check_fits(*inputs.size(settings.size))
+        inputs.check_sizes(settings)
+        settings.tile = resolve_tile(settings, inputs.size(settings.size), machine)
         targets = Targets(inputs, settings, machine, settings.size)
         loss = targets.loss(img.size)
         x = targets.as_network_sees(images.to_tensor(img).to(machine.device))

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .console import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    StopOnSignal,
+    Subcommands,
+    add_settings_arguments,
+    fmt,
+    settings_from_args,
+)
 from .errors import ImpastoError, SettingsError
 from .results import StopReason
-from .settings import Settings, base_type, field_types, flag
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-Subcommands = argparse._SubParsersAction  # what add_subparsers() returns
+from .settings import Settings, flag
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,46 +30,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _format_default(value: Any) -> str:
-    if isinstance(value, tuple):
-        return " ".join(_format_default(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return "none" if value is None else str(value)
-
-
-def add_settings_arguments(parser: argparse.ArgumentParser, *, exclude: Sequence[str] = ()) -> None:
-    """One option per settings field, grouped, each help text showing its default."""
-    defaults = Settings()
-    types = field_types()
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(Settings):
-        if f.name in exclude:
-            continue
-        meta = f.metadata
-        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        flags = [flag(f.name), *meta["flags"]]
-        elem, is_tuple, _ = base_type(types[f.name])
-        default = getattr(defaults, f.name)
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        if elem is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = elem
-            if is_tuple:
-                kwargs["nargs"] = "+"
-            if meta["choices"]:
-                kwargs["choices"] = meta["choices"]
-            if meta["metavar"]:
-                kwargs["metavar"] = meta["metavar"]
-        kwargs["help"] = f"{meta['help']} (default: {_format_default(default)})"
-        group.add_argument(*flags, **kwargs)
-
-
-def settings_from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
-    names = {f.name for f in dataclasses.fields(Settings)}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    return (base or Settings()).replace(**given)
+def _add_paper_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="start from the paper's setting instead of the defaults (equal style layers, "
+        "one scale, 500 iterations from noise; see docs/defaults.md); other options apply on top",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,11 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylize_commands(sub)
     _add_score_command(sub)
     _add_rerun_commands(sub)
+    from .batches.cli import add_batch_command
+
+    add_batch_command(sub)
+    _add_video_command(sub)
     p = sub.add_parser(
         "serve",
         help="start the web app and REST API (needs the 'web' extra)",
         description="Serve the impasto web page and its REST API. Jobs run one "
-        "at a time; the limits below protect the machine.",
+        "at a time, or several at once as Ray tasks with --ray; the limits below protect "
+        "the machine.",
     )
     from .web.config import add_serve_arguments  # FastAPI itself is imported only to serve
 
@@ -124,6 +97,7 @@ def _add_stylize_commands(sub: Subcommands) -> None:
     p.add_argument("content", metavar="CONTENT", help="the photo to repaint")
     p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
     _add_output_arguments(p, required=True)
+    _add_paper_argument(p)
     add_settings_arguments(p)
 
     p = sub.add_parser(
@@ -147,6 +121,7 @@ def _add_score_command(sub: Subcommands) -> None:
     p.add_argument("--content", required=True, metavar="FILE")
     p.add_argument("--style", "--styles", dest="styles", nargs="+", required=True, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_paper_argument(p)
     add_settings_arguments(p, exclude=NOT_SCORED)
 
 
@@ -175,6 +150,26 @@ def _add_rerun_commands(sub: Subcommands) -> None:
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     p.add_argument("--device", help="continue on another device")
+
+
+def _add_video_command(sub: Subcommands) -> None:
+    from .video.settings import DESCRIPTION, VideoSettings
+
+    p = sub.add_parser("video", help="paint a video, frame by frame", description=DESCRIPTION)
+    p.add_argument("input", metavar="INPUT", help="the video to repaint (any FFmpeg reads)")
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
+    g = p.add_argument_group("output")
+    g.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="see above")
+    g.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT, and a work folder of another run"
+    )
+    g.add_argument("--report", metavar="FILE.json", help="write per-frame losses and times")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    add_settings_arguments(p, exclude=("checkpoint_every",))
+    add_settings_arguments(p, fields_of=VideoSettings)
+    from .distributed.video import add_video_ray_arguments
+
+    add_video_ray_arguments(p)
 
 
 def _add_output_arguments(
@@ -214,10 +209,6 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
         f.write(json.dumps(data, indent=2).encode() + b"\n")
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4g}" if math.isfinite(x) else str(x)
-
-
 def run_stylize(
     args: argparse.Namespace, content: Any, styles: list[Any], settings: Settings
 ) -> int:
@@ -234,12 +225,15 @@ def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
     """Run with a progress display; on Ctrl-C or SIGTERM keep the best image and the state."""
     s = stylizer.settings
     sizes = " > ".join(str(n) for n in stylizer.sizes)
+    # Scales larger than the tile run tiled (docs/tiled.md).
+    tiled = f", tiles of {s.tile} px" if s.tile and max(stylizer.sizes) > s.tile else ""
     _say(
         args,
-        f"impasto: {s.optimizer} on {stylizer.device}, scales {sizes} px, "
+        f"impasto: {s.optimizer} on {stylizer.device} in {stylizer.machine.precision}, "
+        f"scales {sizes} px{tiled}, "
         f"up to {stylizer.planned_iterations()} iterations, seed {s.seed}",
     )
-    with _StopOnSignal(stylizer) as signals, _ProgressDisplay(args, stylizer) as display:
+    with StopOnSignal(stylizer) as signals, _ProgressDisplay(args, stylizer) as display:
         try:
             for p in stylizer.run():
                 display.show(p)
@@ -264,31 +258,6 @@ def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
     return 1 if reason.failed else 0
 
 
-class _StopOnSignal:
-    """Ctrl-C or SIGTERM asks the run to stop after its iteration; a second one stops it now."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, stylizer: Any) -> None:
-        self.stylizer = stylizer
-        self.count = 0  # signals received (or interrupts caught)
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopOnSignal:
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self.count > 1:  # a second Ctrl-C: stop now, without waiting for the iteration
-            raise KeyboardInterrupt
-        self.stylizer.request_stop()
-
-
 class _ProgressDisplay:
     """A progress bar on stderr (none with --quiet) and a line every --print-every iterations."""
 
@@ -296,6 +265,7 @@ class _ProgressDisplay:
         self.args = args
         self.print_every = stylizer.settings.print_every
         self.bar = None
+        self.postfix = ""
         if not args.quiet:
             from tqdm import tqdm
 
@@ -306,6 +276,9 @@ class _ProgressDisplay:
                 dynamic_ncols=True,
                 file=sys.stderr,
             )
+            tiles = getattr(getattr(stylizer, "targets", None), "tiles", None)
+            if tiles is not None:  # a print's iteration is long: show its tiles go by
+                tiles.callback = self.tile
 
     def __enter__(self) -> _ProgressDisplay:
         return self
@@ -315,10 +288,11 @@ class _ProgressDisplay:
             self.bar.close()
 
     def show(self, p: Any) -> None:
-        losses = [f"{k} {_fmt(v)}" for k, v in p.losses.items()]
+        losses = [f"{k} {fmt(v)}" for k, v in p.losses.items()]
         if self.bar is not None:
             self.bar.total = p.iterations
-            self.bar.set_postfix_str(f"{p.size[0]}x{p.size[1]} " + " ".join(losses), refresh=False)
+            self.postfix = f"{p.size[0]}x{p.size[1]} " + " ".join(losses)
+            self.bar.set_postfix_str(self.postfix, refresh=False)
             self.bar.update(p.iteration - self.bar.n)
         if self.print_every and p.iteration % self.print_every == 0 and not self.args.quiet:
             line = (
@@ -328,6 +302,11 @@ class _ProgressDisplay:
             )
             # Through tqdm so the line lands above the bar, not inside it.
             self.bar.write(line, file=sys.stderr) if self.bar is not None else _say(self.args, line)
+
+    def tile(self, done: int, total: int) -> None:
+        """Tiles done within a tiled iteration (both passes count)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.postfix} tile {done}/{total}".strip())
 
 
 def _checkpoint(every: int, p: Any, output: Path) -> None:
@@ -351,7 +330,7 @@ def outcome_message(result: Any, output: Path, state: Path | None = None) -> str
         return f"impasto: {why}; saved the best image so far to {output}"
     return (
         f"impasto: wrote {output} in {result.seconds:.1f} s, total loss "
-        f"{_fmt(result.losses['total'])}; {why}"
+        f"{fmt(result.losses['total'])}; {why}"
     )
 
 
@@ -399,6 +378,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reproduce(args)
         if args.command == "resume":
             return _resume(args)
+        if args.command == "video":
+            from .video.command import run_video
+
+            return run_video(args, settings_from_args(args), StopOnSignal)
+        if args.command == "batch":
+            from .batches.cli import run_batch
+
+            return run_batch(args)
         if args.command == "serve":
             from .web import serve_from_args
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -45,26 +47,79 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with AMX tiles (Intel Xeon since Sapphire Rapids).
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
 
-    There oneDNN runs bf16 convolutions on the matrix unit: a VGG19 step at 512 px
-    takes 0.4 of float32's time (benchmarks/results). Elsewhere bf16 is emulated or
-    merely vectorised, and not reliably faster.
-    """
+
+def cpu_bf16_support() -> str | None:
+    """How this CPU multiplies bf16: ``amx`` (matrix tiles), ``avx512_bf16`` (dot-product
+    instructions, e.g. AMD Zen 4, Intel Cooper Lake) or None (emulated)."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
-        return bool(probe and probe())
+        if probe and probe():
+            return "amx"
     except RuntimeError:
-        return False
+        pass
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "amx"
+    return "avx512_bf16" if "avx512_bf16" in flags else None
+
+
+_BF16_FASTER: dict[str, bool] = {}
+
+
+def _bf16_convolution_is_faster() -> bool:
+    """Time one of VGG19's middle convolutions in float32 and in bf16 (once per process).
+
+    With dot-product instructions but no matrix tiles, whether oneDNN's bf16 kernels
+    beat float32 depends on the CPU and the build, so it is measured, not assumed.
+    """
+    if "cpu" not in _BF16_FASTER:
+        import time
+
+        conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(memory_format=torch.channels_last)
+        x = torch.randn(1, 128, 96, 96).contiguous(memory_format=torch.channels_last)
+        seconds = {}
+        with torch.no_grad():
+            for dtype in (torch.float32, torch.bfloat16, torch.float32, torch.bfloat16):
+                c, xi = conv.to(dtype), x.to(dtype)
+                c(xi)  # the first call picks kernels
+                t = time.perf_counter()
+                for _ in range(3):
+                    c(xi)
+                seconds[dtype] = min(seconds.get(dtype, 1e9), time.perf_counter() - t)
+        _BF16_FASTER["cpu"] = seconds[torch.bfloat16] < 0.9 * seconds[torch.float32]
+    return _BF16_FASTER["cpu"]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where bf16 convolutions run faster than float32 on this CPU.
+
+    On CPUs with AMX tiles (Intel Xeon since Sapphire Rapids) oneDNN runs them on
+    the matrix unit, well ahead of float32 (docs/performance.md); with AVX-512 BF16
+    alone it is measured; elsewhere bf16 is emulated and slower.
+    """
+    support = cpu_bf16_support()
+    if support == "amx":
+        return True
+    return support == "avx512_bf16" and _bf16_convolution_is_faster()
 
 
 def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for the network, or None for plain float32.
 
-    ``auto`` is bf16 on CUDA GPUs that support it (else fp16) and on CPUs with AMX
-    (else float32). MPS always runs float32: its autocast support varies between
-    PyTorch releases.
+    ``auto`` is bf16 on CUDA GPUs that support it (else fp16) and on CPUs where bf16
+    convolutions are faster (:func:`cpu_has_fast_bf16`; else float32). MPS always runs
+    float32: its autocast support varies between PyTorch releases.
     """
     if spec == "fp32":
         return None
@@ -158,6 +213,30 @@ def is_out_of_memory(error: BaseException) -> bool:
         isinstance(error, RuntimeError)
         and any(s in str(error) for s in ("out of memory", "can't allocate memory"))
     )
+
+
+# The CPU features a measurement depends on (DESIGN.md: state which kind a figure is from).
+MEASURED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine_facts() -> dict[str, object]:
+    """What a measurement was made on: CPU model and the flags that matter, cores, how
+    bf16 runs, the GPU if any, torch and Python versions, and the date."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+        model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    facts: dict[str, object] = {
+        "cpu": model,
+        "cpu_flags": [f for f in MEASURED_FLAGS if f in cpu_flags()],
+        "cores": physical_cores(),
+        "bf16": cpu_bf16_support(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name()
+    return facts
 
 
 def physical_cores() -> int:

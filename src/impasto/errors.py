@@ -14,6 +14,10 @@ class ImageError(ImpastoError):
     """An image file that cannot be read, or an output path that cannot be written."""
 
 
+class VideoError(ImpastoError):
+    """A video that cannot be read, is damaged or unsupported, or cannot be written."""
+
+
 class WeightsError(ImpastoError):
     """Network weights that are missing, corrupt or in an unexpected layout."""
 

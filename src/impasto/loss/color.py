@@ -24,11 +24,13 @@ are YIQ (NTSC), as in the paper.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from ..settings import HISTOGRAM_METHODS
 
@@ -166,6 +168,102 @@ def preserve_colors(content: Image.Image, stylized: Image.Image) -> Image.Image:
     s = pixels(stylized).reshape(h, w, 3)
     c = pixels(content).reshape(h, w, 3)
     return _to_8bit(combine_luminance(s, c))
+
+
+# --- what the network sees --------------------------------------------------------------
+
+
+class LuminanceView(nn.Module):
+    """A feature extractor that sees only the luminance of its input, as (Y, Y, Y).
+
+    In luminance-only transfer the targets are grey, but the iterate has three
+    channels and only its luminance is kept in the end. Shown the iterate in colour,
+    the network would let the optimiser paint part of the style into chroma, which
+    the result then drops: the style came out as a faint, even ripple. Shown
+    (Y, Y, Y), every step changes the image's luminance alone.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @staticmethod
+    def grey(image: torch.Tensor) -> torch.Tensor:
+        r, g, b = LUMA.tolist()
+        y = r * image[:, 0:1] + g * image[:, 1:2] + b * image[:, 2:3]
+        return y.expand(-1, 3, -1, -1)
+
+    def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        return self.net(self.grey(image), layers)
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net.preprocess(self.grey(image))
+
+
+# Chroma (the length of (I, Q), in grey levels) that most pixels of a grey image stay
+# under: JPEG and scanning leave a little colour noise in black-and-white pictures.
+GREY_CHROMA = 6.0
+GREY_SHARE = 0.99
+
+
+def is_grey(image: Image.Image) -> bool:
+    """Whether a picture is black and white: 99% of its pixels have almost no chroma."""
+    if image.mode in ("L", "LA", "I", "I;16", "F", "1"):
+        return True
+    small = image.convert("RGB")
+    small.thumbnail((256, 256))
+    yiq = rgb_to_yiq(pixels(small))
+    chroma = np.hypot(yiq[:, 1], yiq[:, 2])
+    return float(np.quantile(chroma, GREY_SHARE)) < GREY_CHROMA
+
+
+RENDERINGS = ("rgb", "content chroma", "grey")
+
+
+@dataclass(frozen=True)
+class ColorPlan:
+    """How a run treats colour: the maps applied to its inputs, what the network sees of
+    the iterate, and how the iterate becomes the result.
+
+    ``content`` and ``styles`` map the content and each style image (None: as it is);
+    ``luminance_only`` shows the network only the iterate's luminance
+    (:class:`LuminanceView`); ``rendering`` is one of :data:`RENDERINGS`.
+    """
+
+    content: ColorTransform | None = None
+    styles: list[ColorTransform | None] = field(default_factory=list)
+    luminance_only: bool = False
+    rendering: str = "rgb"
+
+
+def plan_colors(
+    control: str,
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    method: str = "cholesky",
+) -> ColorPlan:
+    """The colour plan of a run: ``control`` is the --color-control setting.
+
+    ``content`` and ``styles`` are the inputs at the size the maps are measured at.
+    With no control asked for and only black-and-white styles, the result is painted
+    in grey, as the styles are: matching colour features to a grey style's Gram
+    matrices leaves coloured fringes along the photo's edges.
+    """
+    n = len(styles)
+    if control == "luminance":
+        maps = [luminance_transform(content, img) for img in styles]
+        return ColorPlan(grey_transform(), maps, True, "content chroma")
+    if control == "histogram":
+        return ColorPlan(None, [histogram_transform(content, img, method) for img in styles])
+    if styles and all(is_grey(img) for img in styles):
+        return ColorPlan(grey_transform(), [None] * n, True, "grey")
+    return ColorPlan(None, [None] * n)
+
+
+def render_grey(stylized: np.ndarray) -> Image.Image:
+    """A black-and-white result: the luminance of the float image (H, W, 3), as RGB."""
+    y = luminance(stylized)
+    return _to_8bit(np.repeat(y[..., None], 3, axis=-1))
 
 
 # --- colour histogram matching (section 5.2) -------------------------------------------

@@ -145,6 +145,7 @@ class GatysLoss(nn.Module):
         style_layers_per_style: Sequence[Mapping[str, float]] | None = None,
         content_masks: Sequence[torch.Tensor | None] | None = None,
         style_masks: Sequence[torch.Tensor | None] | None = None,
+        style_balance: str = "reference",
     ):
         super().__init__()
         self.net = net
@@ -180,12 +181,57 @@ class GatysLoss(nn.Module):
             for m, layers in zip(content_masks, self.style_layer_sets)
         ]
         with torch.no_grad():
-            feats = net(content, self.content_layers) if self.content_layers else {}
-            self.content_targets = {k: wide(v) for k, v in feats.items()}
+            self.content_targets = self.content_features(content)
             self.style_targets = [
-                _style_grams(net, s, layers, mask)
+                self.style_grams(s, layers, mask)
                 for s, layers, mask in zip(styles, self.style_layer_sets, style_masks)
             ]
+        if style_balance == "relative":
+            self.balance_style_layers()
+        elif style_balance != "reference":
+            raise ValueError(f"style_balance: reference or relative, got {style_balance!r}")
+
+    def balance_style_layers(self) -> None:
+        """Give every style layer its say: each layer's weight is divided by the mean
+        square of its target Gram matrix and multiplied by their mean over the layers.
+
+        The layers' Gram matrices differ in size by orders of magnitude (relu5_1's
+        are about 10^4 times smaller than relu4_1's), so with the reference's weights
+        the deepest layer, which carries a painting's large-scale structure, hardly
+        counts. Divided by its target's mean square each term is a relative error;
+        the mean keeps the style term's overall scale.
+        """
+        self.style_layer_sets = [
+            _balanced(weights, targets)
+            for weights, targets in zip(self.style_layer_sets, self.style_targets)
+        ]
+        self.guided = True  # the weights now differ from style to style
+
+    # The two ways targets are measured; a tiled loss measures them tile by tile.
+    def content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The content image's features at the content layers (the content targets)."""
+        feats = self.net(content, self.content_layers) if self.content_layers else {}
+        return {k: wide(v) for k, v in feats.items()}
+
+    def style_grams(
+        self, style: torch.Tensor, layers: Mapping[str, float], mask: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """A style image's (guided) Gram matrices at ``layers`` (its style targets)."""
+        return _style_grams(self.net, style, layers, mask)
+
+    def set_content(self, content: torch.Tensor) -> None:
+        """Match a new content image of the same size (a video's next frame).
+
+        The style targets are kept: they do not depend on the content. The content
+        targets are overwritten in place, so an evaluator that captured this loss
+        (a CUDA graph) reads the new ones.
+        """
+        with torch.no_grad():
+            feats = self.net(content, self.content_layers) if self.content_layers else {}
+            for layer, target in self.content_targets.items():
+                if feats[layer].shape != target.shape:
+                    raise ValueError(f"a content image of another size: {tuple(content.shape)}")
+                target.copy_(wide(feats[layer]))
 
     def forward(self, image: torch.Tensor) -> LossTerms:
         zero = image.new_zeros(())
@@ -212,6 +258,17 @@ class GatysLoss(nn.Module):
         # TV is measured in the network's input units, as in the reference.
         tv = self.tv_weight * tv_loss(self.net.preprocess(image)) if self.tv_weight > 0 else zero
         return LossTerms(content, style, tv, content + style + tv)
+
+
+def _balanced(
+    weights: Mapping[str, float], targets: Mapping[str, torch.Tensor]
+) -> dict[str, float]:
+    """Layer weights divided by the mean square of each layer's target, times their mean."""
+    squares = {layer: float(torch.mean(targets[layer].float() ** 2)) for layer in weights}
+    if not all(v > 0 for v in squares.values()):
+        return dict(weights)  # a flat style image: nothing to balance against
+    mean = sum(squares.values()) / len(squares)
+    return {layer: w * mean / squares[layer] for layer, w in weights.items()}
 
 
 def _check_size(mask: torch.Tensor, image: torch.Tensor, what: str) -> torch.Tensor:

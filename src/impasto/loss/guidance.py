@@ -55,7 +55,7 @@ def mask_tensor(mask: Image.Image, size: tuple[int, int], *, what: str = "mask")
 def layer_masks(mask: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
     """The mask at the resolution of each of ``layers`` (VGG19 names).
 
-    Convolutions keep the resolution and each pooling halves it (rounding down, as
+    Convolutions keep the resolution and each pooling halves it (rounding up, as
     the network's 2x2 pooling does), so the mask is average-pooled 2x2 at the same
     places: the paper's simplest propagation, a plain downsampling. Averaging even
     where the network max-pools keeps soft region borders soft.
@@ -70,7 +70,7 @@ def layer_masks(mask: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Te
         if len(out) == len(wanted):
             break
         if name.startswith("pool"):
-            current = F.avg_pool2d(current, kernel_size=2, stride=2)
+            current = F.avg_pool2d(current, kernel_size=2, stride=2, ceil_mode=True)
         if name in wanted:
             out[name] = current
     return out

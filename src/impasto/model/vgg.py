@@ -43,7 +43,11 @@ class VGG19Features(nn.Module):
                 layers[name] = nn.ReLU()  # applied functionally in forward()
             else:
                 pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
-                layers[name] = pool(kernel_size=POOL_SIZE, stride=POOL_SIZE)
+                # ceil_mode: a side that is odd at some depth keeps its last row or
+                # column as a window of one. Flooring drops it, and with it the image's
+                # last (side mod 16) rows from relu5_1 and the deep layers: they got
+                # little style, an unstyled strip along the bottom or right edge.
+                layers[name] = pool(kernel_size=POOL_SIZE, stride=POOL_SIZE, ceil_mode=True)
         self.layers = nn.ModuleDict(layers)
         conv = weights.convention
         order = [0, 1, 2] if conv.channel_order == "RGB" else [2, 1, 0]

@@ -24,8 +24,13 @@ from collections.abc import Callable
 
 import torch
 
+from ..run.tiling import is_tiled
 from ..settings import Settings
 from .lbfgs import LBFGS
+
+# Pairs of L-BFGS history at tiled sizes, each 12 bytes per pixel in bf16: together as
+# much as the five float32 images a run keeps anyway (docs/tiled.md measures the cost).
+PRINT_HISTORY = 5
 
 OptimizerFactory = Callable[[torch.Tensor, Settings], torch.optim.Optimizer]
 
@@ -34,6 +39,10 @@ def _lbfgs(x: torch.Tensor, settings: Settings) -> torch.optim.Optimizer:
     # One evaluation per step, no line search, as in the reference implementations
     # (see lbfgs.py for how it differs from torch.optim.LBFGS).
     lr = settings.resolved_learning_rate()
+    if is_tiled(settings.tile, (x.shape[-1], x.shape[-2])):
+        # A print: the history in bf16, and at most PRINT_HISTORY pairs (docs/tiled.md).
+        m = min(settings.lbfgs_history, PRINT_HISTORY)
+        return LBFGS([x], lr=lr, history_size=m, history_dtype=torch.bfloat16)
     return LBFGS([x], lr=lr, history_size=settings.lbfgs_history)
 
 

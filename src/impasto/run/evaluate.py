@@ -120,7 +120,10 @@ class CudaGraphEvaluator(EagerEvaluator):
 
 
 def make_evaluator(loss: LossFunction, machine: Machine, cuda_graphs: bool) -> Evaluator:
-    """The fastest evaluator this machine allows."""
+    """The fastest evaluator this machine allows, or the loss's own (a tiled loss has one)."""
+    own = getattr(loss, "evaluator", None)
+    if own is not None:
+        return own(machine)
     if cuda_graphs and machine.device.type == "cuda":
         return CudaGraphEvaluator(loss, machine)
     return EagerEvaluator(loss, machine)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from PIL import Image
@@ -18,18 +19,22 @@ from ..io import images
 from ..io.images import size_for
 from ..loss import guidance
 from ..loss.color import (
+    ColorPlan,
     ColorTransform,
-    grey_transform,
-    histogram_transform,
-    luminance_transform,
+    LuminanceView,
+    plan_colors,
     preserve_colors,
     recombine_luminance,
+    render_grey,
 )
 from ..loss.gatys import GatysLoss
 from ..model.topology import VGG19_LAYERS
 from ..model.vgg import VGG19Features
 from ..model.weights import load_weights
 from ..settings import Settings
+from .sizes import check_working_sizes
+from .tiled import TiledGatysLoss, TileMeter
+from .tiling import is_tiled
 
 ImageInput = str | os.PathLike | Image.Image
 
@@ -101,6 +106,18 @@ class RunInputs:
             style_sources=list(styles),
         )
 
+    def check_sizes(self, settings: Settings) -> None:
+        """Refuse images that some scale would make too small for the network."""
+        check_working_sizes(
+            settings,
+            self.content.size,
+            [img.size for img in self.styles],
+            content_name=_name(self.content_source, "the content image"),
+            style_names=[
+                _name(source, f"style image {i + 1}") for i, source in enumerate(self.style_sources)
+            ],
+        )
+
     def size(self, long_side: int) -> tuple[int, int]:
         """(width, height) of the output at a long side."""
         return size_for(self.content, long_side)
@@ -119,16 +136,18 @@ class Targets:
         self.settings = settings
         self.machine = machine
         self.net = build_network(settings, machine)
-        self.content_color, self.style_colors = self._color_transforms(final)
+        self.colors = self._color_plan(final)
+        self.content_color, self.style_colors = self.colors.content, self.colors.styles
+        # What the loss runs: in luminance-only transfer the network sees grey alone.
+        self.loss_net = LuminanceView(self.net) if self.colors.luminance_only else self.net
+        self.tiles = TileMeter()  # tiles done within an evaluation, at tiled sizes
 
     def tensor(self, img: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         if img.size != size:
             img = img.resize(size, Image.Resampling.LANCZOS)
         return images.to_tensor(img).to(self.machine.device)
 
-    def _color_transforms(
-        self, final: int
-    ) -> tuple[ColorTransform | None, list[ColorTransform | None]]:
+    def _color_plan(self, final: int) -> ColorPlan:
         """Colour control: the maps applied to the content and to each style image.
 
         They are measured once, on the inputs at the final size, and applied at every
@@ -137,16 +156,14 @@ class Targets:
         """
         s, inputs = self.settings, self.inputs
         if s.color_control == "none":
-            return None, [None] * len(inputs.styles)
+            return plan_colors("none", inputs.content, inputs.styles)
         lanczos = Image.Resampling.LANCZOS
         content = inputs.content.resize(inputs.size(final), lanczos)
         styles = [
             img.resize(inputs.style_size(i, final, s), lanczos)
             for i, img in enumerate(inputs.styles)
         ]
-        if s.color_control == "luminance":
-            return grey_transform(), [luminance_transform(content, img) for img in styles]
-        return None, [histogram_transform(content, img, s.color_histogram_method) for img in styles]
+        return plan_colors(s.color_control, content, styles, s.color_histogram_method)
 
     def loss(self, size: tuple[int, int]) -> GatysLoss:
         """The loss at one output size; style images scale with it as --style-scales says."""
@@ -167,18 +184,21 @@ class Targets:
             guidance.mask_tensor(m, style_size, what=f"style mask {i + 1}").to(device)
             for i, (m, style_size) in enumerate(zip(inputs.style_masks, style_sizes))
         ]
+        tiled = is_tiled(s.tile, size)
+        make = partial(TiledGatysLoss, tile=s.tile, meter=self.tiles) if tiled else GatysLoss
         with self.machine.autocast():
-            return GatysLoss(
-                self.net,
+            return make(
+                self.loss_net,
                 content,
                 styles,
                 content_weight=s.content_weight,
                 content_layers=s.content_layer_weights(),
-                style_weight=s.style_weight,
+                style_weight=s.style_weight * s.strength,
                 style_layers=s.style_layer_weights(),
                 style_blend=s.style_blend(len(styles)),
                 tv_weight=s.tv_weight,
                 style_layers_per_style=s.style_layer_weights_per_style(),
+                style_balance=s.style_layer_balance,
                 content_masks=content_masks,
                 style_masks=style_masks,
             )
@@ -210,18 +230,25 @@ class Targets:
         return _recolor(self.content_color, image)
 
     def render(self, x: torch.Tensor) -> Image.Image:
-        """An iterate as an 8-bit image; luminance-only transfer gets the content's chroma."""
-        if self.settings.color_control == "luminance":
-            # From the float iterate: Y is taken before any clipping or rounding.
-            pixels = x.detach().float().cpu()[0].permute(1, 2, 0).double().numpy()
-            return recombine_luminance(pixels, self.inputs.content)
-        return images.to_pil(x)
+        """An iterate as an 8-bit image; luminance-only transfer gets the content's chroma,
+        and a run on black-and-white styles is grey."""
+        if self.colors.rendering == "rgb":
+            return images.to_pil(x)
+        # From the float iterate: Y is taken before any clipping or rounding.
+        pixels = x.detach().float().cpu()[0].permute(1, 2, 0).double().numpy()
+        if self.colors.rendering == "grey":
+            return render_grey(pixels)
+        return recombine_luminance(pixels, self.inputs.content)
 
     def finish(self, image: Image.Image) -> Image.Image:
         """The output as saved: with the content's colours when asked to preserve them."""
         if self.settings.preserve_colors:
             return preserve_colors(self.inputs.content, image)
         return image
+
+
+def _name(source: object, otherwise: str) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else otherwise
 
 
 def _recolor(color: ColorTransform | None, image: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,6 @@ test (``stopping.py``).
 from __future__ import annotations
 
 import math
-import os
-import random
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..devices import Machine, is_out_of_memory
+from ..devices import is_out_of_memory
 from ..optim import make_optimizer
 from ..results import Progress, StopReason, StylizeResult
 from ..settings import Settings
 from .evaluate import CudaGraphEvaluator, Evaluator, make_evaluator
-from .inputs import ImageInput, RunInputs, Targets
-from .schedule import Schedule
+from .inputs import ImageInput
+from .setup import prepare
 from .stopping import BestIterate, ToleranceStop
 
 
@@ -45,34 +43,18 @@ class Stylizer:
         style_mask_images: Sequence[Image.Image] | None = None,
         state: dict[str, Any] | None = None,
     ):
-        """``content_mask_images`` and ``style_mask_images``, when given, are used
-        instead of reading the files that the settings name (spatial control).
+        """Masks given as images are used instead of the files the settings name;
         ``state``, from :meth:`state_dict`, continues a run instead of starting one."""
         t0 = time.perf_counter()
-        settings = (settings or Settings()).replace()
-        if isinstance(styles, (str, os.PathLike, Image.Image)):
-            styles = [styles]
-        settings.validate(n_styles=len(styles))
-        if settings.seed is None:
-            settings.seed = random.SystemRandom().randrange(2**31)
-        self.settings = settings
-        self.machine = Machine.resolve(settings.device, settings.precision)
-        self.machine.prepare(settings.threads)
-        self.inputs = RunInputs.open(
+        setup = prepare(
             content,
             styles,
             settings,
             content_mask_images=content_mask_images,
             style_mask_images=style_mask_images,
         )
-        final = max(self.inputs.content.size) if settings.size == 0 else settings.size
-        long_sides = settings.scale_sizes(final)
-        self.schedule = Schedule(
-            sizes=tuple(self.inputs.size(n) for n in long_sides),
-            planned=tuple(settings.scale_iterations(len(long_sides))),
-        )
-        self.machine.check_fits(*self.schedule.sizes[-1])
-        self.targets = Targets(self.inputs, settings, self.machine, final)
+        self.settings, self.machine, self.inputs = setup.settings, setup.machine, setup.inputs
+        self.schedule, self.targets = setup.schedule, setup.targets
 
         self.iteration = 0
         self.history: list[dict[str, float]] = []
@@ -81,9 +63,9 @@ class Stylizer:
         self.stop_detail: str | None = None
         self.run_seconds = 0.0
         self._stop_requested = False
-        self._graphs = settings.cuda_graphs
+        self._graphs = self.settings.cuda_graphs
         if state is None:
-            generator = torch.Generator().manual_seed(settings.seed)
+            generator = torch.Generator().manual_seed(self.settings.seed)
             self._enter_scale(0, self.targets.start(self.schedule.sizes[0], generator))
         else:
             self.load_state_dict(state)
@@ -152,6 +134,7 @@ class Stylizer:
                 self.best.offer(self.x, self.evaluator.score(self.x).as_floats())
                 self.scale_runs.append(self.scale_iteration)
                 if self.scale + 1 == len(self.schedule.sizes):
+                    self._release_optimizer()
                     return
                 if isinstance(self.evaluator, CudaGraphEvaluator) and self.evaluator.failed:
                     self._graphs = False  # no point trying again at the next scale
@@ -164,6 +147,12 @@ class Stylizer:
         finally:
             self.run_seconds = time.perf_counter() - start
             self.machine.release()
+
+    def _release_optimizer(self) -> None:
+        """Free the gradient and the optimiser's history once the last scale is done:
+        at print sizes they are a gigabyte that rendering and saving can use."""
+        self.x.grad = None
+        self.optimizer = make_optimizer(self.x, self.settings)
 
     def _run_scale(self, start: float) -> Iterator[Progress]:
         planned = self.schedule.planned[self.scale]
@@ -178,7 +167,7 @@ class Stylizer:
             )
             self.iteration += 1
             self.scale_iteration += 1
-            self.converged = self.stop_test.update(self.best.total)
+            self.converged = self.stop_test.update(self.best.total, self.best.losses)
             yield self._progress()
 
     def _progress(self) -> Progress:

@@ -15,6 +15,13 @@ SINGLE_SCALE_ITERATIONS = 500
 FINAL_SCALE_ITERATIONS = 40
 
 
+def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(width, height) of an image of ``size`` scaled so its long side is ``long_side``."""
+    w, h = size
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def scale_sizes(final_size: int, *, scales: int, min_size: int, ratio: float) -> list[int]:
     """Long sides of the scales, coarse to fine, ending at ``final_size``.
 
@@ -56,19 +63,24 @@ class Schedule:
 
     sizes: tuple[tuple[int, int], ...]  # (width, height) of each scale
     planned: tuple[int, ...]  # iterations (at most) of each scale
+    # Cost of an iteration per pixel at each scale, relative to an untiled one (a tiled
+    # scale runs halos and a second forward pass); empty = 1 everywhere.
+    costs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.sizes) != len(self.planned) or not self.sizes:
             raise ValueError("a schedule needs one iteration count per size")
+        if self.costs and len(self.costs) != len(self.sizes):
+            raise ValueError("a schedule needs one cost per size, or none")
 
     @property
     def long_sides(self) -> list[int]:
         return [max(size) for size in self.sizes]
 
-    def work(self, scale: int) -> int:
+    def work(self, scale: int) -> float:
         """The cost of one iteration at ``scale``, in pixels (a step's cost grows with them)."""
         w, h = self.sizes[scale]
-        return w * h
+        return w * h * (self.costs[scale] if self.costs else 1)
 
     def iterations(self, runs: Sequence[int], scale: int, done: int, finished: bool) -> int:
         """Iterations over all scales: ``runs`` at the scales before ``scale``, ``done``

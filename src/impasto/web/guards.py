@@ -1,6 +1,7 @@
-"""Checks every request passes before it reaches the API.
+"""What every request passes through before it reaches the API.
 
-``BodyLimit`` bounds uploads before they are parsed. ``OriginGuard`` keeps other web
+``HeadAsGet`` answers HEAD wherever GET is answered. ``BodyLimit`` bounds uploads before
+they are parsed. ``OriginGuard`` keeps other web
 sites out: a page on any site can make the browser send a form to ``127.0.0.1``
 (cross-site request forgery) or, by pointing its own domain at ``127.0.0.1``, even read
 the answers (DNS rebinding); the server has no login, so it checks where requests come from.
@@ -9,6 +10,8 @@ the answers (DNS rebinding); the server has no login, so it checks where request
 from __future__ import annotations
 
 import ipaddress
+import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException
@@ -19,6 +22,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Starlette's TestClient sends.
 _LOCAL_NAMES = ("localhost", "testserver")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+log = logging.getLogger("impasto.web")
+
+
+def answer_problem(
+    scope: Any, status: int, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An error answer, ``{"detail": ...}``, and one line about it in the server's log."""
+    log.info("%s %s: %d %s", scope.get("method"), scope.get("path"), status, detail)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -39,7 +52,7 @@ class BodyLimit:
         message = f"the request is larger than this server accepts ({self.max_bytes} bytes)"
         length = dict(scope.get("headers", ())).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+            await answer_problem(scope, 413, message)(scope, receive, send)
             return
         seen = 0
 
@@ -66,7 +79,7 @@ class OriginGuard:
         if scope["type"] == "http":
             problem = self._problem(scope)
             if problem:
-                await JSONResponse({"detail": problem}, status_code=403)(scope, receive, send)
+                await answer_problem(scope, 403, problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -98,3 +111,36 @@ def _is_local(name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:  # a name, not an address
         return False
+
+
+class HeadAsGet:
+    """Answer HEAD as GET would, headers only (HTTP requires HEAD wherever GET works).
+
+    The request goes on as a GET; the answer's body is cut off after its first part, and
+    the app is then told the client left, so a progress stream does not go on unread.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        done = False
+
+        async def headers_only(message: Message) -> None:
+            nonlocal done
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not done:
+                done = True
+                # The server sends no body for HEAD whatever it is given; this ends the answer.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def until_done() -> Message:
+            if done:
+                return {"type": "http.disconnect"}
+            return await receive()
+
+        await self.app({**scope, "method": "GET"}, until_done, headers_only)

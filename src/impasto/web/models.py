@@ -15,10 +15,18 @@ class Problem(BaseModel):
 
 class JobStatus(BaseModel):
     id: str
-    state: Literal["queued", "running", "done", "cancelled", "failed"]
+    kind: str = Field(description="what the job makes: stylize (an image) or video")
+    state: Literal["queued", "running", "done", "cancelled", "failed", "interrupted"] = Field(
+        description="interrupted: stopped by a shutdown of the server (see resumable)"
+    )
     position: int | None = Field(description="place in the queue (1 = next); null unless queued")
-    iteration: int
+    iteration: int = Field(description="iteration of the run (of a video: of the current frame)")
     iterations: int
+    frame: int | None = Field(
+        description="a video job: the frame being painted, from 1 (frame k of frames)"
+    )
+    frames: int | None = Field(description="a video job: frames to paint")
+    frames_done: int | None = Field(description="a video job: frames painted and kept")
     losses: dict[str, float | None] | None = Field(
         description="latest loss terms: content, style, tv and total"
     )
@@ -35,6 +43,8 @@ class JobStatus(BaseModel):
     scale_size: list[int] | None = Field(description="[width, height] being optimised now")
     preview_version: int = Field(description="changes whenever a new preview image is ready")
     has_result: bool
+    result_type: str = Field(description="media type of the result: image/png or video/mp4")
+    resumable: bool = Field(description="interrupted with its state saved: POST .../resume")
     cancel_requested: bool
     settings: dict[str, Any] = Field(description="the settings the job runs with")
 
@@ -60,15 +70,22 @@ class SettingField(BaseModel):
 class Limits(BaseModel):
     max_upload_bytes: int
     max_pixels: int
+    max_request_pixels: int
     max_styles: int
     max_queue: int
     max_size: int
     max_iterations: int
     keep_seconds: float
     keep_jobs: int
+    max_video_bytes: int
+    max_video_seconds: float
+    max_video_frames: int
 
 
 class SettingsSchema(BaseModel):
     fields: list[SettingField]
+    video_fields: list[SettingField] = Field(
+        default=[], description="settings a video job takes besides those in fields"
+    )
     limits: Limits
     version: str

@@ -3,19 +3,22 @@
 "use strict";
 
 // Shown up front; everything else editable goes under "More settings".
-const MAIN = ["size", "iterations", "style_weight", "content_weight", "preserve_colors",
-  "optimizer", "initial", "tv_weight", "style_scales", "seed"];
+const MAIN = ["size", "strength", "iterations", "style_weight", "content_weight",
+  "preserve_colors", "optimizer", "initial", "tv_weight", "style_scales", "seed"];
 // Set by the style sliders rather than typed in.
 const FROM_SLIDERS = ["style_blend_weights"];
 const LABELS = {
-  size: "Size (px)", iterations: "Iterations", style_weight: "Style weight",
+  size: "Size (px)", strength: "Strength (how much painting)", iterations: "Iterations",
+  style_weight: "Style weight",
   content_weight: "Content weight", preserve_colors: "Keep the photo's colours",
   optimizer: "Optimiser", initial: "Start from", tv_weight: "Smoothness weight",
   style_scales: "Style scale", seed: "Seed",
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { schema: null, content: null, styles: [], job: null, source: null, shownPreview: 0 };
+const state = {
+  schema: null, content: null, styles: [], job: null, source: null, shownPreview: 0, previewToken: 0,
+};
 document.body.dataset.events = "0";
 
 function label(field) {
@@ -83,6 +86,16 @@ function buildForm(schema) {
     if (!field.editable || MAIN.includes(field.name) || FROM_SLIDERS.includes(field.name)) continue;
     $("advanced-settings").append(buildField(field));
   }
+  // Video settings: shown (and sent) only while the content is a video.
+  const video = document.createElement("fieldset");
+  video.id = "video-settings";
+  video.className = "grid wide";
+  video.hidden = true;
+  const legend = document.createElement("legend");
+  legend.textContent = "Video";
+  video.append(legend);
+  for (const field of schema.video_fields || []) if (field.editable) video.append(buildField(field));
+  $("main-settings").after(video);
   const l = schema.limits;
   $("limits").textContent = `Limits: ${l.max_size} px, ${l.max_iterations} iterations, ` +
     `${Math.round(l.max_upload_bytes / 1048576)} MiB per image, ${l.max_styles} styles`;
@@ -100,7 +113,8 @@ function parseValue(field, input) {
 // Only what differs from the defaults is sent, so the server's defaults stay in charge.
 function collectSettings() {
   const settings = {};
-  for (const field of state.schema.fields) {
+  const video = state.content && state.content.video ? state.schema.video_fields || [] : [];
+  for (const field of [...state.schema.fields, ...video]) {
     const input = $("setting-" + field.name);
     if (!input) continue;
     const value = parseValue(field, input);
@@ -108,6 +122,58 @@ function collectSettings() {
   }
   if (state.styles.length > 1) settings.style_blend_weights = state.styles.map((s) => s.weight);
   return settings;
+}
+
+// --- checking a file before it is sent ----------------------------------------------------
+// TIFF is accepted by the server but not drawn by browsers: told by its first bytes.
+async function isTiff(file) {
+  const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
+  const text = String.fromCharCode(...head);
+  return text === "II*\u0000" || text === "MM\u0000*";
+}
+
+// Whether the browser can draw the file; a TIFF cannot be drawn but is still an image.
+// Resolves to "image", "tiff" or null (not an image).
+async function imageKind(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    bitmap.close();
+    return "image";
+  } catch (err) {
+    return (await isTiff(file).catch(() => false)) ? "tiff" : null;
+  }
+}
+
+// A video the browser can play tells its duration in loadedmetadata; one it cannot play
+// (an MKV in some browsers, say) is still sent when its type says video: FFmpeg may read it.
+function videoKind(file) {
+  return new Promise((resolve) => {
+    const probe = document.createElement("video");
+    const url = URL.createObjectURL(file);
+    const done = (kind) => { URL.revokeObjectURL(url); resolve(kind); };
+    probe.preload = "metadata";
+    probe.onloadedmetadata = () => done(probe.duration > 0 || probe.videoWidth ? "video" : null);
+    probe.onerror = () => done(file.type.startsWith("video/") ? "video" : null);
+    probe.src = url;
+  });
+}
+
+async function checked(file, allowVideo = false) {
+  const isVideo = allowVideo && file.type.startsWith("video/");
+  if (isVideo) {
+    const max = state.schema ? state.schema.limits.max_video_bytes : Infinity;
+    if (file.size > max) {
+      showError(`${file.name} is larger than this server accepts (${Math.round(max / 1048576)} MiB).`);
+      return null;
+    }
+    const kind = await videoKind(file);
+    if (!kind) showError(`${file.name} is not a video this page can read.`);
+    return kind;
+  }
+  if (tooBig(file)) return null;
+  const kind = await imageKind(file);
+  if (!kind) showError(`${file.name} is not an image this page can read (PNG, JPEG, WebP, GIF, BMP or TIFF).`);
+  return kind;
 }
 
 // --- choosing images -------------------------------------------------------------------
@@ -120,42 +186,59 @@ function tooBig(file) {
   return false;
 }
 
-function setContent(file) {
-  if (!file || tooBig(file)) return;
+async function setContent(file) {
+  if (!file) return;
+  showError("");
+  const kind = await checked(file, true);
+  if (!kind) return;
   if (state.content) URL.revokeObjectURL(state.content.url);
-  state.content = { file, url: URL.createObjectURL(file) };
-  $("content-thumb").src = state.content.url;
-  $("content-thumb").hidden = false;
-  $("content-hint").hidden = true;
-  if (!state.job) showPreview(state.content.url);
+  state.content = {
+    file, url: URL.createObjectURL(file), drawable: kind === "image", video: kind === "video",
+  };
+  $("content-thumb").src = state.content.drawable ? state.content.url : "";
+  $("content-thumb").hidden = !state.content.drawable;
+  $("content-hint").hidden = state.content.drawable;
+  if (state.content.video) $("content-hint").textContent = `${file.name} (video)`;
+  else if (!state.content.drawable) $("content-hint").textContent = `${file.name} (no preview for TIFF)`;
+  if ($("video-settings")) $("video-settings").hidden = !state.content.video;
+  if (!running()) showPreview(state.content.drawable ? state.content.url : null);
   refresh();
 }
 
-function addStyles(files) {
+async function addStyles(files) {
+  showError("");
   const max = state.schema ? state.schema.limits.max_styles : 4;
   for (const file of files) {
     if (state.styles.length >= max) {
       showError(`At most ${max} style images.`);
       break;
     }
-    if (!tooBig(file)) state.styles.push({ file, url: URL.createObjectURL(file), weight: 1 });
+    const kind = await checked(file);
+    if (kind) state.styles.push({ file, url: URL.createObjectURL(file), weight: 1, drawable: kind === "image" });
   }
   renderStyles();
+}
+
+function blendText(style, total) {
+  if (state.styles.length < 2) return style.file.name;
+  const share = total > 0 ? Math.round((100 * style.weight) / total) : 0;
+  return `${style.file.name} · ${share}%`;
 }
 
 function renderStyles() {
   const list = $("styles-list");
   list.replaceChildren();
-  const total = state.styles.reduce((sum, s) => sum + s.weight, 0) || 1;
+  const total = state.styles.reduce((sum, s) => sum + s.weight, 0);
   state.styles.forEach((style, i) => {
     const item = document.createElement("li");
     const img = document.createElement("img");
-    img.src = style.url;
-    img.alt = "";
+    img.src = style.drawable ? style.url : "";
+    img.alt = style.drawable ? "" : "TIFF";
     const blend = document.createElement("label");
     const text = document.createElement("span");
-    text.textContent = state.styles.length > 1
-      ? `Blend ${Math.round((100 * style.weight) / total)}%` : style.file.name;
+    text.className = "style-name";
+    text.textContent = blendText(style, total);
+    text.title = style.file.name;
     const slider = document.createElement("input");
     slider.type = "range";
     slider.min = "0";
@@ -166,8 +249,7 @@ function renderStyles() {
     slider.hidden = state.styles.length < 2;
     slider.setAttribute("aria-label", `Weight of style ${i + 1}`);
     slider.addEventListener("input", () => {
-      // At least one style must keep some weight.
-      style.weight = Math.max(Number(slider.value), 0.05);
+      style.weight = Number(slider.value);
       renderStylesLater();
     });
     blend.append(text, slider);
@@ -192,10 +274,11 @@ function renderStylesLater() {
   // Re-rendering while a slider is dragged would drop the pointer; update the labels only.
   cancelAnimationFrame(pendingRender);
   pendingRender = requestAnimationFrame(() => {
-    const total = state.styles.reduce((sum, s) => sum + s.weight, 0) || 1;
-    document.querySelectorAll("#styles-list li span").forEach((span, i) => {
-      span.textContent = `Blend ${Math.round((100 * state.styles[i].weight) / total)}%`;
+    const total = state.styles.reduce((sum, s) => sum + s.weight, 0);
+    document.querySelectorAll("#styles-list li .style-name").forEach((span, i) => {
+      span.textContent = blendText(state.styles[i], total);
     });
+    refresh();
   });
 }
 
@@ -205,7 +288,7 @@ function wireDrop(zone, onFiles) {
   zone.addEventListener("drop", (e) => {
     e.preventDefault();
     zone.classList.remove("over");
-    const files = [...e.dataTransfer.files].filter((f) => f.type.startsWith("image/"));
+    const files = [...e.dataTransfer.files];  // checked one by one: see checked()
     if (files.length) onFiles(files);
   });
 }
@@ -215,8 +298,14 @@ function running() {
   return state.job && ["queued", "running"].includes(state.job.state);
 }
 
+function noWeight() {
+  return state.styles.length > 1 && state.styles.every((s) => s.weight <= 0);
+}
+
 function refresh() {
-  $("start").disabled = !(state.schema && state.content && state.styles.length) || running();
+  const ready = state.schema && state.content && state.styles.length && !noWeight();
+  $("start").disabled = !ready || running();
+  $("weight-hint").hidden = !noWeight();
 }
 
 function showError(message) {
@@ -248,6 +337,8 @@ function follow(job) {
   state.job = job;
   state.shownPreview = 0;
   history.replaceState(null, "", "#job=" + job.id);
+  // Until this job has a preview of its own, show its photo, not the last job's painting.
+  showPreview(state.content && state.content.drawable ? state.content.url : null);
   render(job);
   if (state.source) state.source.close();
   const source = new EventSource(`/api/jobs/${job.id}/events`);
@@ -257,20 +348,28 @@ function follow(job) {
     render(JSON.parse(e.data));
   });
   source.addEventListener("end", () => source.close());
+  // The server is going down; the browser reconnects by itself once it is back.
+  source.addEventListener("shutdown", () => {
+    if (running()) setStatus("The server is restarting; this page reconnects when it is back.", "");
+  });
   source.onerror = () => {
-    // The stream drops when the server restarts or deletes the job: ask once more.
+    // The stream drops when the server deletes the job: ask once more.
     if (source.readyState === EventSource.CLOSED) poll(job.id);
   };
+}
+
+function gone(id) {
+  setStatus(`Job ${id.slice(0, 8)} is no longer on the server (finished jobs are deleted ` +
+    "after a while, and a server without --workdir forgets them when it stops).", "bad");
+  history.replaceState(null, "", location.pathname);
+  state.job = null;
+  refresh();
 }
 
 async function poll(id) {
   const response = await fetch(`/api/jobs/${id}`);
   if (response.ok) render(await response.json());
-  else if (state.job && state.job.id === id) {
-    setStatus("This job is gone from the server (finished jobs are deleted after a while).", "bad");
-    state.job = null;
-    refresh();
-  }
+  else if (state.job && state.job.id === id) gone(id);
 }
 
 function formatNumber(x) {
@@ -301,7 +400,8 @@ function setStatus(text, tone) {
 function render(job) {
   if (!state.job || state.job.id !== job.id) return;
   state.job = job;
-  const fraction = job.iterations ? job.iteration / job.iterations : 0;
+  let fraction = job.iterations ? job.iteration / job.iterations : 0;
+  if (job.frames) fraction = ((job.frames_done || 0) + Math.min(fraction, 0.99)) / job.frames;
   const finished = ["done", "cancelled", "failed"].includes(job.state);
   const percent = Math.round(100 * (job.state === "done" ? 1 : fraction));
   $("bar").style.width = percent + "%";
@@ -309,12 +409,16 @@ function render(job) {
   const messages = {
     queued: [`Waiting in the queue — position ${job.position}.`, ""],
     running: [job.cancel_requested ? "Stopping after this iteration…"
+      : job.iteration && job.frames ? `Painting frame ${job.frame} of ${job.frames}${scaleText(job)} — iteration ${job.iteration} of ${job.iterations}.`
       : job.iteration ? `Painting${scaleText(job)} — iteration ${job.iteration} of ${job.iterations}.`
         : "Preparing the network…", ""],
     done: ["Done." + (job.note ? " " + job.note : ""), "ok"],
-    cancelled: [job.has_result ? "Cancelled — the result is the best image reached."
-      : "Cancelled before it started.", ""],
+    cancelled: job.kind === "video" && job.note ? ["Cancelled: " + job.note + ".", ""]
+      : [job.has_result ? "Cancelled — the result is the best image reached."
+      : job.started ? "Cancelled before its first iteration: there is no result."
+        : "Cancelled before it started.", ""],
     failed: ["Failed: " + job.error, "bad"],
+    interrupted: ["Interrupted: " + (job.note || "the server stopped.") + ".", ""],
   };
   setStatus(...messages[job.state]);
   $("stat-iteration").textContent = `${job.iteration} / ${job.iterations}`;
@@ -329,21 +433,40 @@ function render(job) {
   }
   $("cancel").hidden = finished;
   $("cancel").disabled = job.cancel_requested;
+  $("resume").hidden = !(job.state === "interrupted" && job.resumable);
   const download = $("download");
+  const video = job.result_type === "video/mp4";
   download.hidden = !job.has_result;
+  download.textContent = video ? "Download MP4" : "Download PNG";
   if (job.has_result) {
     download.href = `/api/jobs/${job.id}/result`;
-    download.download = `impasto-${job.id.slice(0, 8)}.png`;
+    download.download = `impasto-${job.id.slice(0, 8)}.${video ? "mp4" : "png"}`;
   }
+  const player = $("result-video");
+  const src = video && job.has_result ? `/api/jobs/${job.id}/result` : "";
+  if (player.getAttribute("src") !== (src || null)) {
+    if (src) player.src = src; else player.removeAttribute("src");
+  }
+  player.hidden = !src;
+  if (src) $("preview").hidden = true; // the video shows what the last frame would
   refresh();
 }
 
 function showPreview(url) {
+  // Only the newest request may change the picture: an older one that loads late must not.
+  const token = ++state.previewToken;
+  if (!url) {
+    $("preview").hidden = true;
+    $("preview").removeAttribute("src");
+    $("placeholder").hidden = false;
+    return;
+  }
   // Load off-screen first so the picture never flickers to empty between updates.
   const next = new Image();
   next.onload = () => {
+    if (token !== state.previewToken) return;
     $("preview").src = url;
-    $("preview").hidden = false;
+    $("preview").hidden = !$("result-video").hidden;
     $("placeholder").hidden = true;
   };
   next.src = url;
@@ -354,6 +477,16 @@ async function cancel() {
   $("cancel").disabled = true;
   const response = await fetch(`/api/jobs/${state.job.id}/cancel`, { method: "POST" });
   if (response.ok) render(await response.json());
+}
+
+async function resume() {
+  if (!state.job) return;
+  $("resume").disabled = true;
+  const response = await fetch(`/api/jobs/${state.job.id}/resume`, { method: "POST" });
+  const answer = await response.json().catch(() => ({ detail: response.statusText }));
+  $("resume").disabled = false;
+  if (response.ok) follow(answer);
+  else setStatus(answer.detail || response.statusText, "bad");
 }
 
 // --- start-up ----------------------------------------------------------------------------
@@ -367,6 +500,7 @@ async function init() {
   wireDrop($("style-drop"), addStyles);
   $("start").addEventListener("click", start);
   $("cancel").addEventListener("click", cancel);
+  $("resume").addEventListener("click", resume);
   try {
     const response = await fetch("/api/settings");
     state.schema = await response.json();
@@ -375,10 +509,11 @@ async function init() {
     showError("Cannot reach the server: " + err.message);
   }
   refresh();
-  const resume = location.hash.match(/^#job=([0-9a-f]{32})$/);
-  if (resume) {
-    const response = await fetch(`/api/jobs/${resume[1]}`);
+  const earlier = location.hash.match(/^#job=([0-9a-f]{32})$/);
+  if (earlier) {
+    const response = await fetch(`/api/jobs/${earlier[1]}`);
     if (response.ok) follow(await response.json());
+    else gone(earlier[1]);
   }
 }
 

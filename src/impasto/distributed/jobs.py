@@ -1,0 +1,359 @@
+"""One web job as a Ray task, its progress and previews flowing back to the server.
+
+:func:`ray_engine` makes an engine in the shape the web app's queue drives
+(:data:`impasto.web.job.Engine`): called with a job's images and settings it returns a
+:class:`RemoteRun`, whose :meth:`~RemoteRun.run` yields progress while a Ray task
+paints, and whose :meth:`~RemoteRun.result` is the task's :class:`StylizeResult`.
+The images travel as PNG bytes through the object store; progress, a preview every
+``preview_seconds`` and a request to stop go through a small Ray actor (a
+:class:`_Channel`) that the task and the server both talk to. Several runs may be
+followed at once, each from its own thread, and run side by side on the cluster:
+``impasto serve --ray`` gives its queue as many workers as the cluster runs tasks at
+once (:attr:`RayEngine.slots`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ImpastoError
+from ..results import StopReason, StylizeResult
+from ..settings import Settings
+from .cluster import (
+    MAX_RETRIES,
+    Connection,
+    TaskResources,
+    connect,
+    png_bytes,
+    png_image,
+    task_resources,
+)
+
+# How often the task sends progress and asks whether to stop: often enough for a
+# progress bar, rarely enough that a fast GPU step does not wait on the actor.
+SEND_SECONDS = 0.2
+STOP_CHECK_SECONDS = 0.5
+
+
+class _Channel:
+    """The latest progress and preview of one job, and whether it should stop."""
+
+    def __init__(self) -> None:
+        self.progress: dict[str, Any] | None = None
+        self.preview: bytes | None = None
+        self.versions = (0, 0)  # (progress, preview)
+        self.stop = False
+
+    def put(self, progress: dict[str, Any], preview: bytes | None) -> None:
+        n, m = self.versions
+        self.progress = progress
+        if preview is not None:
+            self.preview, m = preview, m + 1
+        self.versions = (n + 1, m)
+
+    def take(self, seen: tuple[int, int]) -> tuple[tuple[int, int], dict | None, bytes | None]:
+        """What is newer than ``seen``: versions, progress, and the preview if it changed."""
+        preview = self.preview if self.versions[1] != seen[1] else None
+        return self.versions, self.progress, preview
+
+    def request_stop(self) -> None:
+        self.stop = True
+
+    def stop_requested(self) -> bool:
+        return self.stop
+
+
+@dataclass
+class RemoteProgress:
+    """A progress report from the task (the fields of :class:`impasto.results.Progress`)."""
+
+    iteration: int
+    iterations: int
+    scale: int
+    scales: int
+    size: tuple[int, int]
+    scale_iteration: int
+    losses: dict[str, float]
+    best_total: float
+    elapsed: float
+    eta: float
+    _preview: Callable[[], Image.Image] = field(repr=False)
+
+    def image(self) -> Image.Image:
+        """The latest preview the task sent (every ``preview_seconds``, and the first step's)."""
+        return self._preview()
+
+
+class _Reporter:
+    """The task's side of the channel: sends progress, previews, and hears a stop."""
+
+    def __init__(self, ray: ModuleType, channel: Any, preview_seconds: float):
+        self.ray, self.channel, self.preview_seconds = ray, channel, preview_seconds
+        self.sent = self.previewed = self.checked = -1e9
+
+    def stop_requested(self) -> bool:
+        self.checked = time.monotonic()
+        return bool(self.ray.get(self.channel.stop_requested.remote()))
+
+    def report(self, p: Any) -> bool:
+        """Send ``p`` if it is time; True when the job should stop."""
+        now = time.monotonic()
+        if now - self.sent >= SEND_SECONDS or p.iteration == 1:
+            preview = None
+            if now - self.previewed >= self.preview_seconds or p.iteration == 1:
+                preview, self.previewed = png_bytes(p.image()), now
+            fields = {k: getattr(p, k) for k in _PROGRESS_FIELDS}
+            self.channel.put.remote(fields, preview)
+            self.sent = now
+        return now - self.checked >= STOP_CHECK_SECONDS and self.stop_requested()
+
+
+_PROGRESS_FIELDS = (
+    "iteration",
+    "iterations",
+    "scale",
+    "scales",
+    "size",
+    "scale_iteration",
+    "losses",
+    "best_total",
+    "elapsed",
+    "eta",
+)
+
+
+def job_task(
+    content: bytes, settings: dict[str, Any], channel: Any, preview_seconds: float, *styles: bytes
+) -> StylizeResult:
+    """The body of a job's task: a :class:`Stylizer` run, reporting through ``channel``."""
+    import ray
+
+    from ..batches.paint import release_device_memory
+    from ..run.loop import Stylizer
+
+    reporter = _Reporter(ray, channel, preview_seconds)
+    stylizer = Stylizer(
+        png_image(content), [png_image(s) for s in styles], Settings.from_dict(settings)
+    )
+    cancelled = reporter.stop_requested()  # cancelled while it waited for a worker
+    try:
+        if not cancelled:
+            for p in stylizer.run():
+                if reporter.report(p):
+                    stylizer.request_stop()
+                    cancelled = True
+    except KeyboardInterrupt:  # ray.cancel
+        cancelled = True
+    result = stylizer.result(StopReason.CANCELLED if cancelled else None)
+    release_device_memory(stylizer.device.type)
+    return result
+
+
+@functools.cache
+def _remote(ray: ModuleType) -> tuple[Any, Any]:
+    return ray.remote(max_calls=0)(job_task), ray.remote(num_cpus=0)(_Channel)
+
+
+class RemoteRun:
+    """A job painted by a Ray task, followed from the server (see the module's text)."""
+
+    def __init__(
+        self,
+        ray: ModuleType,
+        resources: TaskResources,
+        content: Image.Image,
+        styles: Sequence[Image.Image],
+        settings: Settings,
+        *,
+        preview_seconds: float = 2.0,
+        poll_seconds: float = 0.25,
+    ):
+        self.ray, self.settings = ray, settings
+        self.poll_seconds = poll_seconds
+        task, channel = _remote(ray)
+        self._channel = channel.remote()
+        if settings.threads == 0 and resources.threads:
+            settings = settings.replace(threads=resources.threads)
+        self._args = (png_bytes(content), settings.to_dict(), self._channel, preview_seconds)
+        self._styles = [png_bytes(s) for s in styles]
+        self._task = task.options(
+            num_cpus=resources.num_cpus,
+            num_gpus=resources.num_gpus,
+            max_retries=MAX_RETRIES,
+            retry_exceptions=False,
+        )
+        self._ref: Any = None
+        self._result: StylizeResult | None = None
+        self._preview: Image.Image | None = None
+        self._shown = 0  # the last iteration reported
+        self._stop = False  # asked to stop (request_stop)
+        self._told = False  # the task was told to stop
+        self._abandoned = False  # stopped before it painted anything: no result
+
+    def _submit(self) -> None:
+        if self._ref is None:
+            self._ref = self._task.remote(*self._args, *self._styles)
+
+    def request_stop(self) -> None:
+        """Have the task stop after its current iteration (from any thread, or a signal
+        handler: this only sets a flag, which :meth:`run` passes on)."""
+        self._stop = True
+
+    def _tell_stop(self) -> None:
+        if not self._told:
+            self._told = True
+            self._channel.request_stop.remote()
+
+    def _abandon(self) -> None:
+        """Stop a task that has reported no iteration: cancel it, waiting or not."""
+        self._abandoned = True
+        self._tell_stop()
+        self.ray.cancel(self._ref)
+        with contextlib.suppress(Exception):  # cancelled, or stopped: nothing to keep
+            self._fetch()
+
+    def run(self) -> Iterator[RemoteProgress]:
+        """Progress as the task reports it (not every iteration), until it ends; after
+        :meth:`request_stop`, until the task has stopped (at once if it painted nothing)."""
+        self._submit()
+        seen = (0, 0)
+        while self._result is None:
+            if self._stop and not self._told:
+                if self._shown == 0:
+                    self._abandon()
+                    return
+                self._tell_stop()
+            ready, _ = self.ray.wait([self._ref], timeout=self.poll_seconds)
+            seen, progress, preview = self.ray.get(self._channel.take.remote(seen))
+            if preview is not None:
+                self._preview = png_image(preview)
+            if progress is not None and progress["iteration"] > self._shown:
+                self._shown = progress["iteration"]
+                yield RemoteProgress(**progress, _preview=self._latest_preview)
+            if ready:
+                self._result = self._fetch()
+        if self._result.iterations > self._shown:  # the steps since the last report
+            self._shown = self._result.iterations
+            yield self._final_progress(self._result)
+
+    def result(self, stopped: StopReason | str | None = None) -> StylizeResult:
+        """The task's result; with ``stopped`` (a cancel), the task is told to stop first."""
+        if self._abandoned:
+            raise ImpastoError("the job was stopped before its first iteration")
+        if self._result is None:
+            if stopped is not None:
+                self._tell_stop()
+            self._submit()
+            self._result = self._fetch()
+        if stopped:
+            self._result.stopped = StopReason(stopped)
+        return self._result
+
+    def _latest_preview(self) -> Image.Image:
+        if self._preview is None:
+            raise ImpastoError("no preview has arrived from the Ray task yet")
+        return self._preview
+
+    def _fetch(self) -> StylizeResult:
+        exceptions = self.ray.exceptions
+        try:
+            return self.ray.get(self._ref)
+        except exceptions.RayTaskError as e:
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, ImpastoError):
+                raise cause from None  # bad input or settings: the message the user reads
+            raise
+        except exceptions.RayError as e:
+            raise ImpastoError(
+                f"the Ray worker running the job was lost {MAX_RETRIES + 1} times "
+                f"({type(e).__name__})"
+            ) from None
+        finally:
+            self.ray.kill(self._channel)
+
+    def _final_progress(self, result: StylizeResult) -> RemoteProgress:
+        w, h = result.image.size
+        return RemoteProgress(
+            iteration=result.iterations,
+            iterations=result.iterations,
+            scale=len(result.scale_sizes) - 1,
+            scales=len(result.scale_sizes),
+            size=(w, h),
+            scale_iteration=result.scale_iterations[-1] if result.scale_iterations else 0,
+            losses=dict(result.losses),
+            best_total=result.losses.get("total", float("nan")),
+            elapsed=result.seconds,
+            eta=0.0,
+            _preview=lambda: result.image,
+        )
+
+
+class RayEngine:
+    """An engine for the web app's queue whose runs are Ray tasks (see :func:`ray_engine`)."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        task_cpus: float | None = None,
+        task_gpus: float | None = None,
+        preview_seconds: float = 2.0,
+    ):
+        self.connection = connection
+        try:
+            self.resources = task_resources(connection.ray, task_cpus, task_gpus)
+        except BaseException:
+            connection.close()
+            raise
+        self.preview_seconds = preview_seconds
+
+    @property
+    def address(self) -> str:
+        return self.connection.address
+
+    @property
+    def slots(self) -> int:
+        """How many runs the cluster's alive nodes paint at once (at least 1)."""
+        return max(1, self.resources.slots)
+
+    def __call__(
+        self, content: Image.Image, styles: Sequence[Image.Image], settings: Settings
+    ) -> RemoteRun:
+        return RemoteRun(
+            self.connection.ray,
+            self.resources,
+            content,
+            styles,
+            settings,
+            preview_seconds=self.preview_seconds,
+        )
+
+    def close(self) -> None:
+        """Leave the cluster, if this engine joined it (a local instance stops)."""
+        self.connection.close()
+
+
+def ray_engine(
+    address: str | None = None,
+    *,
+    task_cpus: float | None = None,
+    task_gpus: float | None = None,
+    preview_seconds: float = 2.0,
+) -> RayEngine:
+    """An engine for the web app's queue whose runs are Ray tasks on the cluster at
+    ``address`` (else ``RAY_ADDRESS``, else a local instance). Joins the cluster now;
+    each task claims ``task_cpus`` and ``task_gpus`` (see :func:`task_resources`)."""
+    return RayEngine(
+        connect(address),
+        task_cpus=task_cpus,
+        task_gpus=task_gpus,
+        preview_seconds=preview_seconds,
+    )
