@@ -151,7 +151,7 @@ def report(size: int, records: dict[str, dict[str, dict]], info: dict[str, Any])
         f"## {size} px",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, bf16: {info['bf16'] or 'no'}, "
-        f"torch {info['torch']}, {info['date']} (shared with other work: times are noisy).",
+        f"torch {info['torch']}, {info['date']}.",
         "",
         "relu5_1: Gram distance to the style (lower = more of the painting's large-scale "
         "structure); content: relu4_2 distance to the photo (lower = more faithful); "
