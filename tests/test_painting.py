@@ -4,6 +4,8 @@ the image's last rows."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -98,6 +100,21 @@ def test_the_paper_preset_and_its_flag() -> None:
     assert settings_from_args(args) == Settings.paper(style_weight=100.0)
     args = build_parser().parse_args(["stylize", "c.jpg", "s.jpg", "-o", "o.png"])
     assert settings_from_args(args) == Settings()
+
+
+def test_the_defaults_depart_from_the_paper_only_where_the_readme_says() -> None:
+    defaults, paper = Settings(), Settings.paper()
+    departures = {
+        name for name in PAPER_SETTINGS if getattr(defaults, name) != getattr(paper, name)
+    }
+    assert departures == {"initial", "tolerance", "scales", "style_layer_balance", "style_weight"}
+    assert (defaults.scales, defaults.style_layer_balance) == (0, "relative")
+    assert defaults.style_weight * defaults.strength == 0.5 * paper.style_weight
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    deviations = " ".join(readme[readme.index("## Faithfulness and deviations") :].split())
+    for flag in ("--initial noise", "--tolerance", "--scales 1", "--style-layer-balance reference"):
+        assert flag in deviations, flag
+    assert "style weight 250" in deviations
 
 
 def test_strength_multiplies_the_style_term_alone() -> None:

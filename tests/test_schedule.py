@@ -92,7 +92,7 @@ def test_a_panorama_too_thin_at_the_asked_size_is_refused_with_the_size_that_wor
     assert caught.value.setting == "size"
     assert "pano.png (960x60) is too small at 128 px" in str(caught.value)
     assert "use 248 px or more" in str(caught.value)
-    check_working_sizes(Settings(size=248), (960, 60), [(300, 200)])
+    check_working_sizes(Settings(size=248, scales=1), (960, 60), [(300, 200)])
 
 
 def test_a_coarse_scale_too_small_names_min_size() -> None:

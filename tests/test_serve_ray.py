@@ -99,7 +99,7 @@ def _running(status: dict[str, Any]) -> bool:
 
 def test_two_workers_run_two_jobs_at_once_and_a_restart_resumes_both(tmp_path: Path) -> None:
     config = ServerConfig(workdir=str(tmp_path / "work"), device="cpu")
-    settings = {"iterations": 600}
+    settings = {"iterations": 600, "scales": 1}
     app = create_app(config, engine=ResumableEngine(delay=0.005), workers=2)
     with TestClient(app) as client:
         a, b, c, d = (submit(client, settings=settings)["id"] for _ in range(4))

@@ -76,7 +76,7 @@ def test_a_restart_keeps_finished_and_queued_jobs(tmp_path: Path) -> None:
 def test_an_interrupted_job_resumes_where_it_stopped(tmp_path: Path) -> None:
     engine = ResumableEngine(delay=0.02)
     with serving(tmp_path, engine=engine) as client:
-        job = submit(client, settings={"iterations": 400, "seed": 3})
+        job = submit(client, settings={"iterations": 400, "scales": 1, "seed": 3})
         wait_for(client, job["id"], lambda s: s["iteration"] >= 3)
     # Leaving the block shut the server down: the job stopped after its iteration.
 

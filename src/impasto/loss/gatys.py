@@ -5,7 +5,7 @@
             + tv_weight      * (mean(dy^2) + mean(dx^2))
 
 with G_l = F F^T / (C*H*W). Normalising by the layer size (rather than the paper's
-1/(4 N^2 M^2) and sum) follows anishathalye/neural-style, so that the default
+1/(4 N^2 M^2) and sum) follows anishathalye/neural-style, so that the reference
 weights 5 / 500 / 100 carry over; it changes the relative weight of layers of
 different sizes, not the nature of the optimum.
 
