@@ -86,14 +86,18 @@ def candidate_settings(name: str, size: int, extra: dict[str, Any]) -> Any:
     return impasto.Settings.paper(**{**spec, **common})
 
 
+def kept(work: Path, pair: str, name: str, size: int) -> Path:
+    """Where run ``name`` on ``pair`` keeps its record; its image is the same name, .png."""
+    return work / f"{pair}-{name}-{size}.json"
+
+
 def run_impasto(pair: str, name: str, size: int, work: Path, extra: dict[str, Any]) -> dict:
     import impasto
 
     content, styles = PAIRS[pair]
-    out = work / f"{pair}-{name}-{size}.png"
     settings = candidate_settings(name, size, extra)
     result = impasto.stylize(content, list(styles), settings=settings)
-    result.image.save(out)
+    result.image.save(kept(work, pair, name, size).with_suffix(".png"))
     return {
         "seconds": result.seconds,
         "iterations": result.iterations,
@@ -112,43 +116,48 @@ def make_run(pair: str, run: str, size: int, work: Path, steps: int, extra: dict
     if run == "pastiche":
 
         def peer() -> dict:
-            image = work / f"{pair}-pastiche-{size}.png"
+            image = kept(work, pair, "pastiche", size).with_suffix(".png")
             seconds = run_pastiche(content, styles, size, steps, image)
             return {"seconds": seconds, "iterations": steps, "stopped": "done"}
 
         return measured(pair, "pastiche", size, work, peer)
-    settings = same_run(candidate_settings(run, size, extra).to_dict())
-    reuse_same_settings(pair, run, size, work, settings)
+    settings = same_run(candidate_settings(run, size, extra))
     return measured(
         pair, run, size, work, lambda: run_impasto(pair, run, size, work, extra), settings
     )
 
 
-def same_run(settings: dict) -> dict:
-    """``settings`` with values that run alike written alike: ``initial`` auto is content,
-    and only the product of ``style_weight`` and ``strength`` reaches the loss."""
-    initial = "content" if settings["initial"] == "auto" else settings["initial"]
-    style_weight = settings["style_weight"] * settings["strength"]
-    return {**settings, "initial": initial, "style_weight": style_weight, "strength": 1.0}
+def same_run(settings: Any) -> dict:
+    """``settings`` (impasto.Settings) as a dict in which settings that run alike are
+    equal: ``initial`` resolved, and only ``style_weight`` times ``strength``, which is
+    all that reaches the loss."""
+    return settings.replace(
+        initial=settings.resolved_initial(),
+        style_weight=settings.style_weight * settings.strength,
+        strength=1.0,
+    ).to_dict()
 
 
 def settings_of(record_path: Path) -> dict | None:
-    """The settings a kept run ran with, as :func:`same_run` writes them (None: pastiche)."""
+    """The settings a kept run ran with, as :func:`same_run` writes them; None for
+    pastiche's runs and for a run not kept."""
+    import impasto
+
+    if not record_path.is_file():
+        return None
     settings = json.loads(record_path.read_text()).get("settings")
-    return same_run(settings) if settings else None
+    return same_run(impasto.Settings.from_dict(settings)) if settings else None
 
 
-def reuse_same_settings(pair: str, name: str, size: int, work: Path, settings: dict) -> None:
-    """Copy another candidate's run on ``pair`` with exactly ``settings`` as ``name``'s.
+def copy_same_run(work: Path, pair: str, size: int, target: Path, settings: dict) -> None:
+    """Keep another candidate's run on ``pair`` at ``size``, made with exactly
+    ``settings``, as ``target``'s, if there is one.
 
     "defaults" is whatever the defaults are when the script runs: once a candidate has
     become the defaults, its run is theirs and is not made twice.
     """
     import shutil
 
-    target = work / f"{pair}-{name}-{size}.json"
-    if target.is_file() and settings_of(target) == settings:
-        return
     for other in sorted(work.glob(f"{pair}-*-{size}.json")):
         if other != target and settings_of(other) == settings:
             shutil.copyfile(other.with_suffix(".png"), target.with_suffix(".png"))
@@ -159,14 +168,17 @@ def reuse_same_settings(pair: str, name: str, size: int, work: Path, settings: d
 def measured(
     pair: str, name: str, size: int, work: Path, make: Any, settings: dict | None = None
 ) -> dict:
-    """A run's record, from ``work`` if it was made before with ``settings``, else made now."""
-    record_path = work / f"{pair}-{name}-{size}.json"
+    """A run's record, from ``work`` if it was made before with ``settings`` (or, for an
+    impasto run, under another name with the same settings), else made now and kept."""
+    record_path = kept(work, pair, name, size)
+    if settings is not None and settings_of(record_path) != settings:
+        copy_same_run(work, pair, size, record_path, settings)
     if record_path.is_file() and (settings is None or settings_of(record_path) == settings):
         return json.loads(record_path.read_text())
     t = time.perf_counter()
     record = make()
     content, styles = PAIRS[pair]
-    image = work / f"{pair}-{name}-{size}.png"
+    image = record_path.with_suffix(".png")
     record["distances"] = Ruler(content, list(styles))(image)
     record["photo_difference"] = mean_abs_difference(image, content)
     record_path.write_text(json.dumps(record, indent=1))
@@ -277,9 +289,9 @@ def main() -> None:
     for pair in args.pairs:
         for run in runs:
             if args.report_only:
-                kept = args.work / f"{pair}-{run}-{args.size}.json"
-                if kept.is_file():
-                    records.setdefault(pair, {})[run] = json.loads(kept.read_text())
+                record_path = kept(args.work, pair, run, args.size)
+                if record_path.is_file():
+                    records.setdefault(pair, {})[run] = json.loads(record_path.read_text())
                 continue
             records.setdefault(pair, {})[run] = make_run(
                 pair, run, args.size, args.work, args.pastiche_steps, extra

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from defaults import PAIRS, machine, make_run  # noqa: E402
+from defaults import PAIRS, kept, machine, make_run  # noqa: E402
 
 GALLERY_PAIRS = (
     "tubingen-starry_night",
@@ -134,7 +134,8 @@ def page(size: int, records: dict[str, dict[str, dict | None]], work: Path, info
                 cells.append("not made")
                 captions.append("")
                 continue
-            name = picture(work / f"{pair}-{run}-{size}.png", HERE / f"{pair}-{run}.jpg", size)
+            image = kept(work, pair, run, size).with_suffix(".png")
+            name = picture(image, HERE / f"{pair}-{run}.jpg", size)
             cells.append(f"![{TITLES[run]}](gallery/{name})")
             captions.append(caption(record))
         lines.append("| " + " | ".join(cells) + " |")
@@ -167,8 +168,8 @@ def main() -> None:
     records: dict[str, dict[str, dict | None]] = {}
     for pair in args.pairs:
         for run in args.runs:
-            made = args.work / f"{pair}-{run}-{args.size}.json"
-            if args.page_only and not made.is_file() and run != "defaults":
+            made = kept(args.work, pair, run, args.size).is_file()
+            if args.page_only and not made and run != "defaults":
                 records.setdefault(pair, {})[run] = None
                 continue
             records.setdefault(pair, {})[run] = make_run(
