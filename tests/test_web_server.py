@@ -48,7 +48,8 @@ def test_a_restart_keeps_finished_and_queued_jobs(tmp_path: Path) -> None:
         running = submit(client, settings={"iterations": 3})
         wait_for(client, running["id"], lambda s: s["state"] == "running")
         queued = submit(client, settings={"iterations": 2})
-        engine.gate.set()  # the running job stops at its next iteration as the server closes
+        # Leaving the block closes the server: it asks the running job to stop, which passes
+        # the gate, and starts no other, so the queued job is still queued.
     assert (tmp_path / "work" / "jobs.sqlite3").is_file()
 
     engine = FakeEngine()

@@ -67,11 +67,18 @@ class FakeRun:
 
     def run(self) -> Iterator[FakeProgress]:
         for i in range(self.iteration + 1, self.total + 1):
-            if self.engine.gate is not None:
-                assert self.engine.gate.wait(TIMEOUT), "test never opened the gate"
+            self._pass_gate()
             time.sleep(self.engine.delay)
             self.iteration = i
             yield FakeProgress(self, i)
+
+    def _pass_gate(self) -> None:
+        """Wait at the engine's gate, as a real run waits for its iteration; a stop request
+        lets it through, as the real run reports its iteration and then stops."""
+        gate = self.engine.gate
+        deadline = time.monotonic() + TIMEOUT
+        while gate is not None and not gate.wait(0.01) and not self.stop_requested:
+            assert time.monotonic() < deadline, "test never opened the gate"
 
     def result(self, stopped: str | None = None) -> FakeResult:
         return FakeResult(self.current(), stopped or "done")
