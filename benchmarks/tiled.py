@@ -267,10 +267,11 @@ def halo_errors(pair: tuple[str, str], args: argparse.Namespace) -> list[dict[st
             halo=width,
             content_weight=s.content_weight,
             content_layers=loss.content_layers,
-            style_weight=s.style_weight,
+            style_weight=s.style_weight * s.strength,
             style_layers=loss.style_layers,
-            style_blend=loss.style_blend,
+            style_blend=s.style_blend(1),
             tv_weight=s.tv_weight,
+            style_balance=s.style_layer_balance,
         )
         x.grad = None
         terms = tiled.evaluator(st.machine)(x)

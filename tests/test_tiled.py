@@ -271,10 +271,17 @@ def test_multiscale_tiles_only_the_large_scales_and_weights_their_time(
     )
     st = impasto.Stylizer(content, [style], settings)
     assert st.schedule.costs[0] == 1.0 and st.schedule.costs[1] > 1.0
+    meter, ticks = st.targets.tiles, []
+    meter.callback = lambda done, total: ticks.append((meter.stage, done, total))
     kinds = []
     for p in st.run():
         kinds.append((p.scale, type(st.evaluator).__name__))
     assert kinds[0] == (0, "EagerEvaluator") and kinds[-1] == (1, "TiledEvaluator")
+    # The tiled scale's targets (the photo's, then the painting's) are metered too.
+    targets = [t for t in ticks if t[0] == "targets"]
+    assert targets and ticks[: len(targets)] == targets
+    passes = [total for _, done, total in targets if done == total]
+    assert len(passes) == 2 and passes[0] == len(st.loss_fn.tiles)
 
 
 @pytest.mark.slow
@@ -291,7 +298,9 @@ def test_cli_print_records_the_tile_and_score_agrees(
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "tile 4/4" in proc.stderr  # the final scoring pass, tile by tile
+    # One scale, tiled: its targets are measured before the bar starts, and said so.
+    assert "impasto: measuring the targets, tile 4/4\n" in proc.stderr
+    assert "tile 4/4" in proc.stderr.split("\n", 2)[-1]  # the final scoring pass
     assert read_provenance(out)["settings"]["tile"] == 32
     plain = impasto.score(out, content, [style], Settings(tile=0))
     tiled = impasto.score(out, content, [style], Settings(tile=32))

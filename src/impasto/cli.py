@@ -214,11 +214,20 @@ def run_stylize(
 ) -> int:
     from .io import images
     from .run.loop import Stylizer
+    from .run.tiled import TileMeter
 
     output = images.check_output_path(args.output, overwrite=args.overwrite)
     if args.report:
         images.check_writable(args.report, overwrite=args.overwrite)
-    return _drive(args, Stylizer(content, styles, settings), output)
+    # A first scale that is tiled (a print at --scales 1) measures its targets before
+    # the progress bar exists: say how far that has got.
+    tiles = TileMeter(None if args.quiet else _targets_tile)
+    return _drive(args, Stylizer(content, styles, settings, tiles=tiles), output)
+
+
+def _targets_tile(done: int, total: int) -> None:
+    end = "\n" if done == total else ""
+    print(f"\rimpasto: measuring the targets, tile {done}/{total}", end=end, file=sys.stderr)
 
 
 def _drive(args: argparse.Namespace, stylizer: Any, output: Path) -> int:
@@ -266,6 +275,7 @@ class _ProgressDisplay:
         self.print_every = stylizer.settings.print_every
         self.bar = None
         self.postfix = ""
+        self.tiles = getattr(getattr(stylizer, "targets", None), "tiles", None)
         if not args.quiet:
             from tqdm import tqdm
 
@@ -276,9 +286,8 @@ class _ProgressDisplay:
                 dynamic_ncols=True,
                 file=sys.stderr,
             )
-            tiles = getattr(getattr(stylizer, "targets", None), "tiles", None)
-            if tiles is not None:  # a print's iteration is long: show its tiles go by
-                tiles.callback = self.tile
+            if self.tiles is not None:  # a print's iteration is long: show its tiles go by
+                self.tiles.callback = self.tile
 
     def __enter__(self) -> _ProgressDisplay:
         return self
@@ -304,9 +313,11 @@ class _ProgressDisplay:
             self.bar.write(line, file=sys.stderr) if self.bar is not None else _say(self.args, line)
 
     def tile(self, done: int, total: int) -> None:
-        """Tiles done within a tiled iteration (both passes count)."""
+        """Tiles done within a tiled iteration (both passes count), or while the targets
+        of a tiled scale are measured."""
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{self.postfix} tile {done}/{total}".strip())
+            stage = "targets, " if self.tiles is not None and self.tiles.stage == "targets" else ""
+            self.bar.set_postfix_str(f"{self.postfix} {stage}tile {done}/{total}".strip())
 
 
 def _checkpoint(every: int, p: Any, output: Path) -> None:

@@ -131,7 +131,14 @@ class RunInputs:
 class Targets:
     """What a run's loss is built from at any size: inputs, colour maps and network."""
 
-    def __init__(self, inputs: RunInputs, settings: Settings, machine: Machine, final: int):
+    def __init__(
+        self,
+        inputs: RunInputs,
+        settings: Settings,
+        machine: Machine,
+        final: int,
+        tiles: TileMeter | None = None,
+    ):
         self.inputs = inputs
         self.settings = settings
         self.machine = machine
@@ -140,7 +147,7 @@ class Targets:
         self.content_color, self.style_colors = self.colors.content, self.colors.styles
         # What the loss runs: in luminance-only transfer the network sees grey alone.
         self.loss_net = LuminanceView(self.net) if self.colors.luminance_only else self.net
-        self.tiles = TileMeter()  # tiles done within an evaluation, at tiled sizes
+        self.tiles = tiles or TileMeter()  # tiles done within a pass, at tiled sizes
 
     def tensor(self, img: Image.Image, size: tuple[int, int]) -> torch.Tensor:
         if img.size != size:

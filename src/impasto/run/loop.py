@@ -28,6 +28,7 @@ from .evaluate import CudaGraphEvaluator, Evaluator, make_evaluator
 from .inputs import ImageInput
 from .setup import prepare
 from .stopping import BestIterate, ToleranceStop
+from .tiled import TileMeter
 
 
 class Stylizer:
@@ -42,9 +43,12 @@ class Stylizer:
         content_mask_images: Sequence[Image.Image] | None = None,
         style_mask_images: Sequence[Image.Image] | None = None,
         state: dict[str, Any] | None = None,
+        tiles: TileMeter | None = None,
     ):
         """Masks given as images are used instead of the files the settings name;
-        ``state``, from :meth:`state_dict`, continues a run instead of starting one."""
+        ``state``, from :meth:`state_dict`, continues a run instead of starting one;
+        ``tiles`` reports the tiles of a tiled size as they are done (the targets of
+        the first scale are measured here), else ``self.targets.tiles`` does."""
         t0 = time.perf_counter()
         setup = prepare(
             content,
@@ -52,6 +56,7 @@ class Stylizer:
             settings,
             content_mask_images=content_mask_images,
             style_mask_images=style_mask_images,
+            tiles=tiles,
         )
         self.settings, self.machine, self.inputs = setup.settings, setup.machine, setup.inputs
         self.schedule, self.targets = setup.schedule, setup.targets

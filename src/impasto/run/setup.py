@@ -18,6 +18,7 @@ from ..devices import Machine
 from ..settings import Settings
 from .inputs import ImageInput, RunInputs, Targets
 from .schedule import Schedule
+from .tiled import TileMeter
 from .tiling import plan_tiles
 
 
@@ -37,11 +38,13 @@ def prepare(
     *,
     content_mask_images: Sequence[Image.Image] | None = None,
     style_mask_images: Sequence[Image.Image] | None = None,
+    tiles: TileMeter | None = None,
 ) -> RunSetup:
     """Check and load everything, failing on bad input before any heavy work.
 
     ``content_mask_images`` and ``style_mask_images``, when given, are used instead
-    of reading the files that the settings name (spatial control).
+    of reading the files that the settings name (spatial control). ``tiles`` meters
+    the passes over tiles, from the targets of a first scale that is tiled on.
     """
     settings = (settings or Settings()).replace()
     if isinstance(styles, (str, os.PathLike, Image.Image)):
@@ -66,5 +69,5 @@ def prepare(
         planned=tuple(settings.scale_iterations(len(long_sides))),
     )
     settings.tile, schedule = plan_tiles(settings, schedule, machine)  # checks the memory
-    targets = Targets(inputs, settings, machine, final)
+    targets = Targets(inputs, settings, machine, final, tiles)
     return RunSetup(settings, machine, inputs, schedule, targets)

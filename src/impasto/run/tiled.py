@@ -42,15 +42,20 @@ CONTENT_TARGET_BYTES = 256 * 2**20
 
 
 class TileMeter:
-    """Tiles done in the current evaluation; ``callback(done, total)`` after each."""
+    """Tiles done in the current pass over an image; ``callback(done, total)`` after each.
+
+    ``stage`` says what the pass is for: ``"targets"`` while the content and style
+    targets of a tiled size are measured, ``"iteration"`` while an iterate is.
+    """
 
     def __init__(self, callback: Callable[[int, int], None] | None = None) -> None:
         self.callback = callback
         self.done = 0
         self.total = 0
+        self.stage = "iteration"
 
-    def start(self, total: int) -> None:
-        self.done, self.total = 0, total
+    def start(self, total: int, stage: str = "iteration") -> None:
+        self.done, self.total, self.stage = 0, total, stage
 
     def step(self) -> None:
         self.done += 1
@@ -93,8 +98,8 @@ class TiledGatysLoss(GatysLoss):
         # Whether the network's pooling keeps partial windows (rounds sides up).
         self.ceil = any(getattr(m, "ceil_mode", False) for m in net.modules())
         self.tile_targets: list[dict[str, torch.Tensor]] = []
+        self.meter = meter or TileMeter()  # measuring the targets takes a pass per image
         super().__init__(net, content, styles, **weights)
-        self.meter = meter or TileMeter()
         self.height, self.width = content.shape[-2:]
         self.device = content.device
         self.grid = self.grid_for(self.width, self.height)
@@ -143,7 +148,9 @@ class TiledGatysLoss(GatysLoss):
             for k in self.content_layers
         )
         self.tile_targets = []
-        for tile in self.grid_for(width, height).tiles():
+        tiles = self.grid_for(width, height).tiles()
+        self.meter.start(len(tiles), "targets")
+        for tile in tiles:
             feats = self.net(_crop(content, *tile.padded_slices()), self.content_layers)
             self.tile_targets.append(
                 {
@@ -153,6 +160,7 @@ class TiledGatysLoss(GatysLoss):
                     for layer, f in feats.items()
                 }
             )
+            self.meter.step()
         return {}
 
     def style_grams(
@@ -164,7 +172,9 @@ class TiledGatysLoss(GatysLoss):
         height, width = style.shape[-2:]
         masks = None if mask is None else layer_masks(mask, layers)
         sums: dict[str, torch.Tensor] = {}
-        for tile in self.grid_for(width, height).tiles():
+        tiles = self.grid_for(width, height).tiles()
+        self.meter.start(len(tiles), "targets")
+        for tile in tiles:
             feats = self.net(_crop(style, *tile.padded_slices()), layers)
             for layer, f in feats.items():
                 s = LAYERS[layer].stride
@@ -180,6 +190,7 @@ class TiledGatysLoss(GatysLoss):
                     divisor = f.shape[1] * (masks[layer] ** 2).sum()
                 g = gram_product(core.reshape(1, core.shape[1], -1), divisor)
                 sums[layer] = g if layer not in sums else sums[layer] + g
+            self.meter.step()
         return sums
 
     # --- one tile -----------------------------------------------------------------------
