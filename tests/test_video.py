@@ -459,6 +459,33 @@ def test_interrupted_run_resumes_at_the_next_frame_to_the_same_frames(
 
 
 @pytest.mark.slow
+def test_a_run_stopped_for_good_writes_the_frames_it_painted_with_their_audio(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.mp4"
+    pan(source, frames=6)  # half a second, with a tone as long
+    out = tmp_path / "part.mp4"
+    settings = impasto.Settings(size=32, iterations=2, seed=0, threads=1)
+    st = impasto.video.VideoStylizer(
+        source, STYLE, out, settings, VideoSettings(first_iterations=3)
+    )
+    st.on_frame.append(lambda f: st.request_stop() if f.index == 1 else None)
+    for _ in st.run():
+        pass
+    assert not st.finish().written and not out.exists()  # a part only when asked for
+    result = st.finish(part=True)
+    assert result.written and result.part and (result.done, result.frames) == (2, 6)
+    assert "the first 2 of 6 frames" in result.message()
+    assert st.work.path.is_dir()  # the frames stay: the same command can still finish it
+    with av.open(str(out)) as c:
+        assert len(list(c.decode(video=0))) == 2
+    with av.open(str(out)) as c:
+        audio = [f for f in c.decode(audio=0)]
+        seconds = sum(f.samples for f in audio) / audio[0].sample_rate
+    assert 0.1 < seconds < 2 / FPS + 0.15  # the tone under two frames, not the whole clip
+
+
+@pytest.mark.slow
 def test_stylize_video_api_calls_back_per_frame(tmp_path: Path) -> None:
     source = tmp_path / "in.mp4"
     pan(source, frames=5)

@@ -150,7 +150,7 @@ def test_a_video_job_runs_to_an_mp4(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_cancelled_video_job_keeps_its_frames_but_has_no_result(tmp_path: Path) -> None:
+def test_a_cancelled_video_job_offers_the_frames_it_painted(tmp_path: Path) -> None:
     data = clip(tmp_path / "a.mp4", frames=4)
     config = ServerConfig(workdir=str(tmp_path / "work"), device="cpu")
     with TestClient(create_app(config)) as client:
@@ -161,11 +161,18 @@ def test_a_cancelled_video_job_keeps_its_frames_but_has_no_result(tmp_path: Path
         status, _ = _follow(client, job_id)
         if status["state"] == "done":  # painted faster than it could be cancelled
             pytest.skip("the clip was painted before the cancel came")
-        assert status["state"] == "cancelled" and not status["has_result"], status
-        assert status["note"].startswith("cancelled after ") and "no result" in status["note"]
-        assert client.get(f"/api/jobs/{job_id}/result").status_code == 409
+        assert status["state"] == "cancelled" and status["has_result"], status
+        done = status["frames_done"]
+        assert 1 <= done < 4
+        assert status["note"] == f"cancelled after {done} of 4 frames; the result is those frames"
+        result = client.get(f"/api/jobs/{job_id}/result")
+        assert result.status_code == 200 and result.headers["content-type"] == "video/mp4"
         preview = client.get(f"/api/jobs/{job_id}/preview")
         assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
+    out = tmp_path / "part.mp4"
+    out.write_bytes(result.content)
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(video=0))) == done
 
 
 @pytest.mark.slow

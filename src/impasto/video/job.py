@@ -4,7 +4,8 @@
 :meth:`~VideoStylizer.run` paints the frames still missing, yielding after every
 iteration; :meth:`~VideoStylizer.request_stop` stops it between two iterations
 (the frames written are kept; the same job started again continues at the next
-one); :meth:`~VideoStylizer.finish` writes the output once every frame is painted.
+one); :meth:`~VideoStylizer.finish` writes the output once every frame is painted,
+or, asked for a part, the frames painted so far.
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ class VideoResult:
     frame_stats: list[dict[str, Any]] = field(default_factory=list)
     settings: Settings | None = None
     video: VideoSettings | None = None
+    part: bool = False  # the output holds only the first ``done`` frames
 
     def message(self) -> str:
         """The last line of a run: what was written, or where the frames wait."""
         if self.written:
             note = f" ({self.note})" if self.note else ""
+            frames = f"the first {self.done} of {self.frames}" if self.part else self.frames
             return (
-                f"impasto: wrote {self.output}: {self.frames} frames, "
+                f"impasto: wrote {self.output}: {frames} frames, "
                 f"{self.painted} painted in {self.seconds:.1f} s{note}"
             )
         frame = f"frame {self.done + 1}"
@@ -81,6 +84,7 @@ class VideoResult:
         return {
             "output": os.fspath(self.output),
             "written": self.written,
+            "part": self.part,
             "frames": self.frames,
             "done": self.done,
             "painted_by_this_run": self.painted,
@@ -212,8 +216,12 @@ class VideoStylizer:
         for call in self.on_frame:
             call(result)
 
-    def finish(self) -> VideoResult:
-        """Write the output if every frame is painted; say where things stand either way."""
+    def finish(self, *, part: bool = False) -> VideoResult:
+        """Write the output if every frame is painted; say where things stand either way.
+
+        With ``part``, a run stopped for good writes the frames painted so far (with the
+        audio that goes with them) and keeps its work folder.
+        """
         loop = self.loop
         done = self.work.done()
         stopped = (loop.stopped if loop else None) or StopReason.DONE
@@ -235,30 +243,34 @@ class VideoStylizer:
         if done < self.frames:
             if result.stopped is StopReason.DONE:
                 result.stopped = StopReason.INTERRUPTED
-            return result
+            if not (part and done):
+                return result
         t0 = time.perf_counter()
         result.note = write_output(
             self.output,
             self.kind,
             self.work.frame,
-            self.frames,
+            done,
             self.info,
-            self._timing(),
+            self._timing(done),
             crf=self.video.crf,
         )
-        result.written = True
+        result.written, result.part = True, done < self.frames
         result.seconds += time.perf_counter() - t0
-        if not self.video.keep_frames:
+        if not (self.video.keep_frames or result.part):
             self.work.remove()
         return result
 
-    def _timing(self) -> Timing:
-        whole = self.video.frames is None
-        shift = 0.0 if whole else self.times[0]
+    def _timing(self, count: int) -> Timing:
+        """The times of the first ``count`` frames, and the span of audio that goes with them."""
+        whole = self.video.frames is None and count == self.frames
+        shift = 0.0 if self.video.frames is None else self.times[0]
         if self.video.fps is None:
             rate, time_base = self.info.rate, self.info.time_base
         else:
             rate = Fraction(self.video.fps).limit_denominator(100_000)
             time_base = 1 / rate
-        clip = (-float("inf"), float("inf")) if whole else (self.times[0], self.following)
-        return Timing([t - shift for t in self.times], rate, time_base, clip, shift)
+        following = self.following if count == self.frames else self.times[count]
+        first = -float("inf") if self.video.frames is None else self.times[0]
+        clip = (-float("inf"), float("inf")) if whole else (first, following)
+        return Timing([t - shift for t in self.times[:count]], rate, time_base, clip, shift)

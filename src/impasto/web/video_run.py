@@ -4,8 +4,8 @@ A video job paints its frames into a work folder next to its result (``result.mp
 in the job's folder), each frame kept as it finishes; the MP4 is written once every frame
 is painted. Starting the job again continues at the first frame missing, so this engine
 resumes by starting (:class:`~.job.JobEngine`): after a shutdown, and after a crash once a
-frame was kept. A cancelled job keeps its frames on disk until it is deleted but has no
-result, since no video is written for a part.
+frame was kept. A cancelled job's result is a video of the frames painted before it
+stopped; they stay on disk until the job is deleted.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class VideoRun:
         path.write_text(json.dumps({"frames_done": self.stylizer.work.done()}))
 
     def result(self, stopped: StopReason | None = None) -> VideoJobResult:
-        r = self.stylizer.finish()
+        cancelled = stopped is StopReason.CANCELLED
+        r = self.stylizer.finish(part=cancelled)
         if not r.written and stopped is None:  # NaN or out of memory
             raise ImpastoError(
                 f"painting stopped at frame {r.done + 1} of {r.frames}: "
@@ -98,13 +99,15 @@ class VideoRun:
         last = self.last
         if last is None and r.done:
             last = self.stylizer.work.frame(r.done - 1)
-        if r.written:
-            summary = r.note  # about the audio, where it could not be copied
-        elif stopped is StopReason.CANCELLED:
+        if cancelled:
             summary = (
-                f"cancelled after {r.done} of {r.frames} frames; a video is written only "
-                "once every frame is painted, so there is no result"
+                f"cancelled after {r.done} of {r.frames} frames; the result is those frames"
+                if r.written
+                else "cancelled before its first frame was painted; there is no result"
             )
+            summary += f" ({r.note})" if r.note else ""
+        elif r.written:
+            summary = r.note  # about the audio, where it could not be copied
         else:
             summary = (
                 f"the server stopped after {r.done} of {r.frames} frames; resume the job "
