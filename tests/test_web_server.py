@@ -118,6 +118,32 @@ def test_a_job_the_server_died_under_is_interrupted(tmp_path: Path) -> None:
     assert job_folders(tmp_path) == [job["id"]]
 
 
+def test_a_database_of_the_first_version_is_brought_up_to_date(tmp_path: Path) -> None:
+    with serving(tmp_path) as client:
+        job = submit(client, settings={"iterations": 1, "seed": 4})
+        wait_for(client, job["id"], finished)
+    # As the first version made it: no frame counters, user_version 1.
+    database = sqlite3.connect(tmp_path / "work" / "jobs.sqlite3")
+    with database:
+        database.execute("ALTER TABLE jobs DROP COLUMN frames")
+        database.execute("ALTER TABLE jobs DROP COLUMN frames_done")
+        database.execute("PRAGMA user_version=1")
+    database.close()
+    with serving(tmp_path) as client:
+        status = client.get(f"/api/jobs/{job['id']}").json()
+        assert status["state"] == "done" and status["settings"]["seed"] == 4
+        assert status["frames_done"] is None
+        again = submit(client, settings={"iterations": 1})
+        assert wait_for(client, again["id"], finished)["state"] == "done"
+    database = sqlite3.connect(tmp_path / "work" / "jobs.sqlite3")
+    assert database.execute("PRAGMA user_version").fetchone()[0] == 2
+    database.execute("PRAGMA user_version=9")
+    database.commit()
+    database.close()
+    with pytest.raises(ImpastoError, match="made by a newer version of impasto"):
+        create_app(ServerConfig(workdir=str(tmp_path / "work"), device="cpu"), engine=FakeEngine())
+
+
 def test_expired_jobs_go_across_restarts(tmp_path: Path) -> None:
     with serving(tmp_path) as client:
         job = submit(client, settings={"iterations": 1})

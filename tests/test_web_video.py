@@ -190,6 +190,7 @@ def test_a_video_job_stopped_by_a_shutdown_resumes_at_the_next_frame(tmp_path: P
         assert status["state"] == "interrupted" and status["resumable"], status
         assert "resume the job to continue at frame" in status["note"]
         frames = sorted(p.name for p in (tmp_path / "work/jobs" / job_id).rglob("0*.png"))
+        assert (status["frames_done"], status["frames"]) == (len(frames), 3)
         assert frames and client.get(f"/api/jobs/{job_id}/preview").status_code == 200
         assert client.post(f"/api/jobs/{job_id}/resume").status_code == 200
         status, seen = _follow(client, job_id)

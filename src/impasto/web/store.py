@@ -24,7 +24,10 @@ from .job import Job, State
 
 DB_NAME = "jobs.sqlite3"
 LOCK_NAME = "server.lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added since the first version, with their types: a database of an earlier
+# version gets them (empty) when it is opened.
+_ADDED = {2: (("frames", "INTEGER"), ("frames_done", "INTEGER"))}
 
 _COLUMNS = (
     "id",
@@ -45,13 +48,15 @@ _COLUMNS = (
     "note",
     "has_result",
     "resumable",
+    "frames",
+    "frames_done",
 )
 _CREATE = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT, state TEXT, created REAL, started REAL, finished REAL,
     settings TEXT, content TEXT, styles TEXT, iterations INTEGER, iteration INTEGER,
     losses TEXT, best_total REAL, elapsed REAL, error TEXT, note TEXT,
-    has_result INTEGER, resumable INTEGER
+    has_result INTEGER, resumable INTEGER, frames INTEGER, frames_done INTEGER
 )
 """
 
@@ -77,8 +82,12 @@ class JobStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_CREATE)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise StoreError(f"{self.path}: made by another version of impasto ({version})")
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: made by a newer version of impasto ({version})")
+            if version:  # 0: a new file, made with every column
+                for added in range(version + 1, SCHEMA_VERSION + 1):
+                    for name, kind in _ADDED[added]:
+                        self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
             self._hold.close()
@@ -158,6 +167,8 @@ def _row(job: Job, root: Path) -> dict[str, Any]:
         "note": job.note,
         "has_result": int(job.has_result),
         "resumable": int(job.resumable),
+        "frames": job.frames,
+        "frames_done": job.frames_done,
     }
 
 
@@ -186,6 +197,8 @@ def _job(row: dict[str, Any], root: Path) -> Job:
         note=row["note"],
         has_result=bool(row["has_result"]),
         resumable=bool(row["resumable"]),
+        frames=row["frames"],
+        frames_done=row["frames_done"],
     )
     if job.folder.name != job.id or any(p.parent != job.folder for p in job.styles):
         raise ValueError("a job's files lie outside its folder")
