@@ -205,6 +205,7 @@ def test_web_jobs_run_at_once_on_ray(connected: str, tmp_path: Path) -> None:
 
     engine = ray_engine(task_cpus=1, preview_seconds=0.2)
     assert engine.slots == 2  # two 1-CPU tasks on the 2-CPU head
+    assert engine.device_type == "cpu"  # what a job's precision is checked against
     config = ServerConfig(workdir=str(tmp_path / "work"), preview_seconds=0.2)
     with TestClient(create_app(config, engine=engine, workers=engine.slots)) as client:
         jobs = _Jobs(client)

@@ -382,6 +382,30 @@ def test_bad_settings_are_422_with_a_clear_message(
         assert job_folders(tmp_path) == []
 
 
+class RemoteEngine(FakeEngine):
+    """A fake engine whose runs get a device of their own, as Ray tasks do."""
+
+    def __init__(self, device_type: str):
+        super().__init__()
+        self.device_type = device_type
+
+
+def test_a_precision_is_checked_against_the_device_the_ray_tasks_claim(tmp_path: Path) -> None:
+    config = ServerConfig(workdir=str(tmp_path / "work"), device="auto")
+    # This machine has no GPU, but the tasks claim one: fp16 is for their device to run.
+    engine = RemoteEngine("cuda")
+    with TestClient(create_app(config, engine=engine)) as client:
+        job = client.post("/api/jobs", **upload(settings={"precision": "fp16", "size": 32}))
+        assert job.status_code == 201, job.text
+        assert wait_for(client, job.json()["id"], finished)["state"] == "done"
+    assert engine.settings[0].precision == "fp16" and engine.settings[0].device == "auto"
+    with TestClient(create_app(config, engine=RemoteEngine("cpu"))) as client:
+        r = client.post("/api/jobs", **upload(settings={"precision": "fp16"}))
+        assert r.status_code == 422
+        assert r.json()["detail"].startswith("precision: fp16 needs a CUDA device")
+        assert r.json()["detail"].endswith("(this server's Ray tasks run on cpu)")
+
+
 TEXT_SETTINGS = [name for name, kind in field_types().items() if base_type(kind)[0] is str]
 
 

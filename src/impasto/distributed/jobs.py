@@ -320,6 +320,11 @@ class RayEngine:
         return self.connection.address
 
     @property
+    def device_type(self) -> str:
+        """The kind of device a run gets: a GPU where the tasks claim one, else CPUs."""
+        return "cuda" if self.resources.num_gpus else "cpu"
+
+    @property
     def slots(self) -> int:
         """How many runs the cluster's alive nodes paint at once (at least 1)."""
         return max(1, self.resources.slots)

@@ -41,8 +41,13 @@ def server_values(config: ServerConfig) -> dict[str, Any]:
     return {"device": config.device, "weights": config.weights, **FORCED}
 
 
-def settings_from_client(data: Any, config: ServerConfig) -> Settings:
-    """Settings from a client's JSON object; :class:`SettingsError` says what is wrong."""
+def settings_from_client(
+    data: Any, config: ServerConfig, remote_device: str | None = None
+) -> Settings:
+    """Settings from a client's JSON object; :class:`SettingsError` says what is wrong.
+
+    ``remote_device`` is the kind of device (``cpu``, ``cuda``) the jobs' runs get
+    where they run elsewhere (Ray tasks), else None: this server's own device."""
     if not isinstance(data, dict):
         raise SettingsError("settings must be a JSON object")
     check_names(data)
@@ -61,7 +66,7 @@ def settings_from_client(data: Any, config: ServerConfig) -> Settings:
             setting="initial",
         )
     _check_no_files(settings)
-    check_machine(settings, config)
+    check_machine(settings, config, remote_device)
     if settings.size:
         check_work(settings, settings.size, config)
     return settings
@@ -116,21 +121,29 @@ def _server_device(spec: str) -> Any:
     return resolve_device(spec)
 
 
-def check_machine(settings: Settings, config: ServerConfig) -> None:
-    """Refuse a precision this server's device cannot run, before the job is queued."""
+def check_machine(
+    settings: Settings, config: ServerConfig, remote_device: str | None = None
+) -> None:
+    """Refuse a precision the jobs' device cannot run, before the job is queued: this
+    server's device, or where the runs are Ray tasks, the kind of device they claim
+    (``remote_device``) unless ``--device`` names one."""
     if settings.precision in ("auto", "fp32"):
         return
+    import torch
+
     from ..devices import resolve_precision
 
     try:
-        device = _server_device(config.device)
+        if remote_device is None:
+            device, where = _server_device(config.device), "this server runs"
+        else:
+            kind = remote_device if config.device == "auto" else config.device
+            device, where = torch.device(kind), "this server's Ray tasks run"
         resolve_precision(settings.precision, device)
     except SettingsError as e:
         # The device's own messages speak to the command line; say it for this server.
         detail = web_wording(e.message).removeprefix("precision ")
-        raise SettingsError(
-            f"{detail} (this server runs on {device.type})", setting="precision"
-        ) from None
+        raise SettingsError(f"{detail} ({where} on {device.type})", setting="precision") from None
 
 
 def planned_iterations(settings: Settings, size: int) -> int:

@@ -135,7 +135,8 @@ async def create_job(
                 422, f"styles: at most {config.max_styles} style images per job, got {len(styles)}"
             )
         is_video = looks_like_video(await _peek(content), content.content_type, content.filename)
-        parsed, video = _client_settings(settings, config, is_video)
+        remote = getattr(request.app.state.engine, "device_type", None)
+        parsed, video = _client_settings(settings, config, is_video, remote)
         with queue.reserve():
             job = await _prepare(request, queue, config, content, styles, parsed, video)
             return queue.submit(job)
@@ -154,16 +155,16 @@ async def _peek(upload: UploadFile) -> bytes:
 
 
 def _client_settings(
-    text: str, config: ServerConfig, is_video: bool
+    text: str, config: ServerConfig, is_video: bool, remote_device: str | None
 ) -> tuple[Settings, dict[str, Any] | None]:
     """The settings form field, parsed and checked, and a video job's video settings;
-    errors name the setting."""
+    errors name the setting. ``remote_device``: see :func:`settings_from_client`."""
     try:
         data = json.loads(text or "{}")
     except (ValueError, RecursionError) as e:
         raise SettingsError(f"settings: not valid JSON ({e})") from None
     data, video = split_client_settings(data, is_video)
-    return settings_from_client(data, config), video
+    return settings_from_client(data, config, None if is_video else remote_device), video
 
 
 async def _prepare(
