@@ -256,7 +256,9 @@ def _free_port() -> int:
 
 @needs_ray
 @pytest.mark.slow
-def test_serve_ray_runs_jobs_at_once_and_sigterm_stops_them(head: Head, tmp_path: Path) -> None:
+def test_serve_ray_runs_jobs_at_once_and_sigterm_stops_them_to_resume(
+    head: Head, connected: str, tmp_path: Path
+) -> None:
     httpx = pytest.importorskip("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
     workdir, port = tmp_path / "work", _free_port()
     argv = [sys.executable, "-m", "impasto", "serve", "--port", str(port)]
@@ -293,14 +295,34 @@ def test_serve_ray_runs_jobs_at_once_and_sigterm_stops_them(head: Head, tmp_path
     text = log.read_text()
     assert seconds < 15.0, (seconds, text)
     assert "3 at once" in text and "Traceback" not in text, text
-    # The job records: both painting jobs stopped with their best image; the third, which
-    # had not started painting, waits for the next start of the server.
+    # The job records: both painting jobs stopped with their best image and the state their
+    # tasks sent back; the third, which had not started painting, waits for the next start.
+    query = "SELECT id, state, has_result, iteration, resumable FROM jobs"
     with sqlite3.connect(workdir / "jobs.sqlite3") as db:
-        rows = {
-            r[0]: r[1:] for r in db.execute("SELECT id, state, has_result, iteration FROM jobs")
-        }
+        rows = {r[0]: r[1:] for r in db.execute(query)}
     for job_id in (a, b):
-        state, has_result, iteration = rows[job_id]
-        assert state == "interrupted" and has_result and 2 <= iteration < 1000, rows
+        state, has_result, iteration, resumable = rows[job_id]
+        assert state == "interrupted" and has_result and resumable, rows
+        assert 2 <= iteration < 1000, rows
         assert (workdir / "jobs" / job_id / "result.png").is_file()
+        assert (workdir / "jobs" / job_id / "state.pt").is_file()
     assert rows[c][0] == "queued"
+
+    # The next start: the queued job runs, and a stopped one continues where it stopped in
+    # a new task (a fresh start would report iteration 1 first).
+    from impasto.distributed.jobs import ray_engine
+
+    engine = ray_engine(task_cpus=1, preview_seconds=0.2)
+    config = ServerConfig(workdir=str(workdir), preview_seconds=0.2)
+    with TestClient(create_app(config, engine=engine, workers=2)) as client:
+        jobs = _Jobs(client)
+        assert client.post(f"/api/jobs/{a}/resume").status_code == 200
+        seen = []
+        while not _finished(status := jobs.status(a)):
+            if status["state"] == "running":
+                seen.append(status["iteration"])
+            time.sleep(0.05)
+        assert status["state"] == "done" and status["iteration"] == 1000, status
+        assert seen and min(seen) >= rows[a][2], (seen, rows[a])
+        assert jobs.wait(c, _finished)["state"] == "done"
+        assert not (workdir / "jobs" / a / "state.pt").exists()

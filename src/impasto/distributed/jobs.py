@@ -9,22 +9,28 @@ The images travel as PNG bytes through the object store; progress, a preview eve
 :class:`_Channel`) that the task and the server both talk to. Several runs may be
 followed at once, each from its own thread, and run side by side on the cluster:
 ``impasto serve --ray`` gives its queue as many workers as the cluster runs tasks at
-once (:attr:`RayEngine.slots`).
+once (:attr:`RayEngine.slots`). A run suspended at a shut-down
+(:meth:`RemoteRun.request_suspend`) sends its state back with its result; the server
+keeps it as the job's state file, and :meth:`RayEngine.resume` continues it in a new
+task, wherever the cluster places it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from PIL import Image
 
 from ..errors import ImpastoError
+from ..io.files import atomic_file
 from ..results import StopReason, StylizeResult
 from ..settings import Settings
 from .cluster import (
@@ -44,13 +50,15 @@ STOP_CHECK_SECONDS = 0.5
 
 
 class _Channel:
-    """The latest progress and preview of one job, and whether it should stop."""
+    """The latest progress and preview of one job, and whether it should stop (and keep
+    its state, to be resumed)."""
 
     def __init__(self) -> None:
         self.progress: dict[str, Any] | None = None
         self.preview: bytes | None = None
         self.versions = (0, 0)  # (progress, preview)
         self.stop = False
+        self.keep = False
 
     def put(self, progress: dict[str, Any], preview: bytes | None) -> None:
         n, m = self.versions
@@ -64,11 +72,12 @@ class _Channel:
         preview = self.preview if self.versions[1] != seen[1] else None
         return self.versions, self.progress, preview
 
-    def request_stop(self) -> None:
-        self.stop = True
+    def request_stop(self, keep: bool = False) -> None:
+        self.stop, self.keep = True, keep
 
-    def stop_requested(self) -> bool:
-        return self.stop
+    def stop_requested(self) -> tuple[bool, bool]:
+        """Whether to stop, and whether to send the state back."""
+        return self.stop, self.keep
 
 
 @dataclass
@@ -98,10 +107,12 @@ class _Reporter:
     def __init__(self, ray: ModuleType, channel: Any, preview_seconds: float):
         self.ray, self.channel, self.preview_seconds = ray, channel, preview_seconds
         self.sent = self.previewed = self.checked = -1e9
+        self.keep = False  # the stop asks for the state, to resume the run later
 
     def stop_requested(self) -> bool:
         self.checked = time.monotonic()
-        return bool(self.ray.get(self.channel.stop_requested.remote()))
+        stop, self.keep = self.ray.get(self.channel.stop_requested.remote())
+        return bool(stop)
 
     def report(self, p: Any) -> bool:
         """Send ``p`` if it is time; True when the job should stop."""
@@ -131,30 +142,43 @@ _PROGRESS_FIELDS = (
 
 
 def job_task(
-    content: bytes, settings: dict[str, Any], channel: Any, preview_seconds: float, *styles: bytes
-) -> StylizeResult:
-    """The body of a job's task: a :class:`Stylizer` run, reporting through ``channel``."""
+    content: bytes,
+    settings: dict[str, Any],
+    channel: Any,
+    preview_seconds: float,
+    state: bytes | None,
+    *styles: bytes,
+) -> tuple[StylizeResult, bytes | None]:
+    """The body of a job's task: a :class:`Stylizer` run (continued from ``state``, the
+    bytes of a state file, if given), reporting through ``channel``. Returns its result,
+    and its state where the stop asked to keep it."""
     import ray
 
     from ..batches.paint import release_device_memory
     from ..run.loop import Stylizer
+    from ..run.state import load_state, state_bytes
 
     reporter = _Reporter(ray, channel, preview_seconds)
-    stylizer = Stylizer(
-        png_image(content), [png_image(s) for s in styles], Settings.from_dict(settings)
-    )
-    cancelled = reporter.stop_requested()  # cancelled while it waited for a worker
+    if state is not None:
+        stylizer = load_state(state)[0]
+    else:
+        images = [png_image(s) for s in styles]
+        stylizer = Stylizer(png_image(content), images, Settings.from_dict(settings))
+    stopped = reporter.stop_requested()  # cancelled while it waited for a worker
     try:
-        if not cancelled:
+        if not stopped:
             for p in stylizer.run():
                 if reporter.report(p):
                     stylizer.request_stop()
-                    cancelled = True
+                    stopped = True
     except KeyboardInterrupt:  # ray.cancel
-        cancelled = True
-    result = stylizer.result(StopReason.CANCELLED if cancelled else None)
+        stopped, reporter.keep = True, False
+    keep = stopped and reporter.keep
+    reason = (StopReason.INTERRUPTED if keep else StopReason.CANCELLED) if stopped else None
+    result = stylizer.result(reason)
+    kept = state_bytes(stylizer) if keep else None
     release_device_memory(stylizer.device.type)
-    return result
+    return result, kept
 
 
 @functools.cache
@@ -169,20 +193,24 @@ class RemoteRun:
         self,
         ray: ModuleType,
         resources: TaskResources,
-        content: Image.Image,
+        content: Image.Image | None,
         styles: Sequence[Image.Image],
         settings: Settings,
         *,
         preview_seconds: float = 2.0,
         poll_seconds: float = 0.25,
+        state: bytes | None = None,
     ):
+        """``state``, the bytes of a state file, continues that run (and its images and
+        settings are used: ``content`` may be None)."""
         self.ray, self.settings = ray, settings
         self.poll_seconds = poll_seconds
         task, channel = _remote(ray)
         self._channel = channel.remote()
         if settings.threads == 0 and resources.threads:
             settings = settings.replace(threads=resources.threads)
-        self._args = (png_bytes(content), settings.to_dict(), self._channel, preview_seconds)
+        pixels = b"" if content is None else png_bytes(content)
+        self._args = (pixels, settings.to_dict(), self._channel, preview_seconds, state)
         self._styles = [png_bytes(s) for s in styles]
         self._task = task.options(
             num_cpus=resources.num_cpus,
@@ -195,6 +223,8 @@ class RemoteRun:
         self._preview: Image.Image | None = None
         self._shown = 0  # the last iteration reported
         self._stop = False  # asked to stop (request_stop)
+        self._keep = False  # ... to be resumed: the task sends its state back
+        self._state: bytes | None = None  # the state it sent
         self._told = False  # the task was told to stop
         self._abandoned = False  # stopped before it painted anything: no result
 
@@ -207,10 +237,28 @@ class RemoteRun:
         handler: this only sets a flag, which :meth:`run` passes on)."""
         self._stop = True
 
+    @property
+    def abandoned(self) -> bool:
+        """Stopped before its task reported an iteration: it made nothing (a resumed
+        run's state file is still the state to continue from)."""
+        return self._abandoned
+
+    def request_suspend(self) -> None:
+        """Have the task stop after its current iteration and send back its state, so
+        that :meth:`save_state` can keep it (a signal handler may call this too)."""
+        self._keep = self._stop = True
+
+    def save_state(self, path: Path) -> None:
+        """Write the state the task sent back, if it sent one (it was suspended after its
+        first iteration); else nothing, and the job is not resumable."""
+        if self._state is not None:
+            with atomic_file(path) as f:
+                f.write(self._state)
+
     def _tell_stop(self) -> None:
         if not self._told:
             self._told = True
-            self._channel.request_stop.remote()
+            self._channel.request_stop.remote(self._keep)
 
     def _abandon(self) -> None:
         """Stop a task that has reported no iteration: cancel it, waiting or not."""
@@ -265,7 +313,8 @@ class RemoteRun:
     def _fetch(self) -> StylizeResult:
         exceptions = self.ray.exceptions
         try:
-            return self.ray.get(self._ref)
+            result, self._state = self.ray.get(self._ref)
+            return result
         except exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None)
             if isinstance(cause, ImpastoError):
@@ -339,6 +388,22 @@ class RayEngine:
             styles,
             settings,
             preview_seconds=self.preview_seconds,
+        )
+
+    def resume(self, path: str | os.PathLike[str]) -> RemoteRun:
+        """A run that continues the one saved at ``path`` (a state file) in a new task."""
+        from ..run.state import read_state
+
+        data = Path(path).read_bytes()
+        settings = Settings.from_dict(read_state(data)["settings"], strict=False)
+        return RemoteRun(
+            self.connection.ray,
+            self.resources,
+            None,
+            [],
+            settings,
+            preview_seconds=self.preview_seconds,
+            state=data,
         )
 
     def close(self) -> None:

@@ -8,8 +8,9 @@ iterate, the optimiser's memory and the best image so far).
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -46,6 +47,18 @@ def save_state(
     st: Stylizer, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
 ) -> None:
     """Write the state atomically (temporary file, then rename)."""
+    with atomic_file(path) as f:
+        _write(st, f, extra)
+
+
+def state_bytes(st: Stylizer) -> bytes:
+    """The state as the bytes of a state file (to send it to another machine)."""
+    buffer = io.BytesIO()
+    _write(st, buffer, None)
+    return buffer.getvalue()
+
+
+def _write(st: Stylizer, f: BinaryIO, extra: dict[str, Any] | None) -> None:
     inputs = st.inputs
     data = {
         "format": STATE_FORMAT,
@@ -61,14 +74,16 @@ def save_state(
         **st.state_dict(),
         "extra": extra or {},
     }
-    with atomic_file(path) as f:
-        torch.save(data, f)
+    torch.save(data, f)
 
 
-def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The contents of a state file, checked to be one this version reads."""
+def read_state(path: str | os.PathLike[str] | bytes) -> dict[str, Any]:
+    """The contents of a state file (or its bytes), checked to be one this version reads."""
+    source: Any = path
+    if isinstance(path, bytes):
+        source, path = io.BytesIO(path), "the saved state"
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(source, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ImpastoError(f"{path}: no such file") from None
     except Exception as e:  # any damage: say so in one line
@@ -85,8 +100,11 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def load_state(path: str | os.PathLike[str], device: str | None = None) -> tuple[Stylizer, dict]:
-    """A :class:`Stylizer` ready to continue where the saved one stopped, and the extras."""
+def load_state(
+    path: str | os.PathLike[str] | bytes, device: str | None = None
+) -> tuple[Stylizer, dict]:
+    """A :class:`Stylizer` ready to continue where the saved one stopped (from a state
+    file, or its bytes), and the extras."""
     data = read_state(path)
     settings = Settings.from_dict(data["settings"], strict=False)
     if device:

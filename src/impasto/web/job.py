@@ -81,6 +81,15 @@ class Interruptible(Protocol):
 
 
 @runtime_checkable
+class Suspendable(Protocol):
+    """A run told apart being stopped for good (a cancel, :meth:`request_stop`) from being
+    stopped to resume later (a shut-down, :meth:`request_suspend`), because keeping what
+    it needs to resume costs it something (a Ray task sends its state back)."""
+
+    def request_suspend(self) -> None: ...
+
+
+@runtime_checkable
 class Resumable(Protocol):
     """A run whose state can be saved between iterations (its engine has ``resume``)."""
 

@@ -32,6 +32,7 @@ from .job import (
     Resumable,
     RunLike,
     State,
+    Suspendable,
     can_resume,
 )
 from .policy import web_wording
@@ -70,7 +71,9 @@ class JobRunner:
         """Stop the running job after its current iteration, to be resumed later."""
         self.stopping = True
         run = self._current
-        if isinstance(run, Interruptible):
+        if isinstance(run, Suspendable):
+            run.request_suspend()
+        elif isinstance(run, Interruptible):
             run.request_stop()
 
     def stop_job(self, job: Job) -> None:
@@ -104,8 +107,8 @@ class JobRunner:
         run = self._start(job)
         self._current = run
         stopped = self._why_stop(job) or self._follow(job, run)
-        if stopped is not None and job.iteration == 0:
-            return None, stopped  # the start image is no result
+        if stopped is not None and (job.iteration == 0 or getattr(run, "abandoned", False)):
+            return None, stopped  # the start image is no result, nor a run that never began
         result = run.result(stopped)
         result.save(job.result_path, overwrite=True)
         resumable = isinstance(run, Resumable) and can_resume(self.engine_for(job))
@@ -192,7 +195,12 @@ def _record_nothing_ran(job: Job, stopped: StopReason | None) -> None:
         # Nothing is lost by starting again: the job waits for the next start of the server.
         job.state, job.started, job.eta = State.QUEUED, None, None
         return
-    job.note = "cancelled before its first iteration; there is no result"
+    if job.has_result:  # a resumed job cancelled before it went on
+        job.note = "cancelled before it went on; the result is the best image it had"
+    else:
+        job.note = "cancelled before its first iteration; there is no result"
+    job.resumable = False
+    job.state_path.unlink(missing_ok=True)
     job.finish(State.CANCELLED)
 
 
