@@ -413,7 +413,8 @@ function render(job) {
       : job.iteration ? `Painting${scaleText(job)} — iteration ${job.iteration} of ${job.iterations}.`
         : "Preparing the network…", ""],
     done: ["Done." + (job.note ? " " + job.note : ""), "ok"],
-    cancelled: job.kind === "video" && job.note ? ["Cancelled: " + job.note + ".", ""]
+    cancelled: job.kind === "video" && job.note
+      ? [job.note.charAt(0).toUpperCase() + job.note.slice(1) + ".", ""]
       : [job.has_result ? "Cancelled — the result is the best image reached."
       : job.started ? "Cancelled before its first iteration: there is no result."
         : "Cancelled before it started.", ""],
