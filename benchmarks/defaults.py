@@ -56,7 +56,7 @@ STUDY_PAIRS = (
 # Settings of each candidate, on top of the paper's (impasto.Settings.paper()). "defaults"
 # is impasto's defaults as they are, whatever they are when the script runs.
 PHOTO = {"initial": "content", "tolerance": 1e-3}
-C2F = {**PHOTO, "scales": 0}
+C2F = {**PHOTO, "scales": 0, "min_size": 128}  # from 128 px, as first measured
 RELATIVE = {**C2F, "style_layer_balance": "relative"}
 CANDIDATES: dict[str, dict[str, Any] | None] = {
     "defaults": None,
@@ -71,6 +71,7 @@ CANDIDATES: dict[str, dict[str, Any] | None] = {
     "c2f-relative": RELATIVE,
     "c2f-relative-s0.75": {**RELATIVE, "strength": 0.75},
     "c2f-relative-s0.5": {**RELATIVE, "strength": 0.5},
+    "c2f256-relative-s0.5": {**RELATIVE, "strength": 0.5, "min_size": 256},
     "c2f-relative-s0.25": {**RELATIVE, "strength": 0.25},
     "c2f-relative-s2": {**RELATIVE, "strength": 2.0},
 }
@@ -129,13 +130,17 @@ def make_run(pair: str, run: str, size: int, work: Path, steps: int, extra: dict
 
 def same_run(settings: Any) -> dict:
     """``settings`` (impasto.Settings) as a dict in which settings that run alike are
-    equal: ``initial`` resolved, and only ``style_weight`` times ``strength``, which is
-    all that reaches the loss."""
-    return settings.replace(
+    equal: ``initial`` resolved, only ``style_weight`` times ``strength``, which is all
+    that reaches the loss, and none of the coarse scales' settings in a one-scale run."""
+    same = settings.replace(
         initial=settings.resolved_initial(),
         style_weight=settings.style_weight * settings.strength,
         strength=1.0,
     ).to_dict()
+    if settings.scales == 1:
+        for name in ("min_size", "scale_ratio", "coarse_iterations"):
+            same.pop(name)
+    return same
 
 
 def settings_of(record_path: Path) -> dict | None:
