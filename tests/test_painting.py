@@ -109,12 +109,13 @@ def test_the_defaults_depart_from_the_paper_only_where_the_readme_says() -> None
     }
     assert departures == {"initial", "tolerance", "scales", "style_layer_balance", "style_weight"}
     assert (defaults.scales, defaults.style_layer_balance) == (0, "relative")
+    assert defaults.min_size == 256  # where the coarse scales begin, in the same item
     assert defaults.style_weight * defaults.strength == 0.5 * paper.style_weight
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     deviations = " ".join(readme[readme.index("## Faithfulness and deviations") :].split())
     for flag in ("--initial noise", "--tolerance", "--scales 1", "--style-layer-balance reference"):
         assert flag in deviations, flag
-    assert "style weight 250" in deviations
+    assert "style weight 250" in deviations and "From 256 px up" in deviations
 
 
 def test_strength_multiplies_the_style_term_alone() -> None:

@@ -43,7 +43,8 @@ def test_iterations_fall_geometrically_to_the_final_scale() -> None:
 
 def test_settings_derive_their_schedule_from_the_same_functions() -> None:
     s = Settings(scales=0, size=512)
-    assert s.scale_sizes(512) == scale_sizes(512, scales=0, min_size=128, ratio=s.scale_ratio)
+    assert s.scale_sizes(512) == scale_sizes(512, scales=0, min_size=256, ratio=s.scale_ratio)
+    assert s.scale_sizes(512) == [256, 362, 512] and s.scale_sizes(256) == [256]
     assert s.scale_iterations(5) == scale_iterations(5, iterations=None, coarse_iterations=200)
 
 

@@ -27,8 +27,8 @@ def example_paths() -> tuple[Path, Path]:
 
 
 def demo_settings() -> Settings:
-    """The defaults at 256 px: coarse to fine over three sizes, about a minute or less
-    on a 2-core CPU."""
+    """The defaults at 256 px (one scale: the coarse scales start at 256 px), about a
+    minute on a 2-core CPU."""
     return Settings(size=256, seed=0)
 
 

@@ -103,7 +103,12 @@ class Settings:
         group="size",
     )
     min_size: int = _opt(
-        128, "long side of the coarsest scale in multi-scale mode", metavar="PX", group="size"
+        256,
+        "long side of the coarsest scale in multi-scale mode; below 256 px the deepest "
+        "style layer sees so few positions that balanced layers copy the painting's "
+        "own figures (a face) into the sky (docs/defaults.md)",
+        metavar="PX",
+        group="size",
     )
     scale_ratio: float = _opt(
         2**0.5, "ratio between successive sizes in multi-scale mode", metavar="R", group="size"
