@@ -315,8 +315,8 @@ class _ProgressDisplay:
     def tile(self, done: int, total: int) -> None:
         """Tiles done within a tiled iteration (both passes count), or while the targets
         of a tiled scale are measured."""
-        if self.bar is not None:
-            stage = "targets, " if self.tiles is not None and self.tiles.stage == "targets" else ""
+        if self.bar is not None:  # the callback of self.tiles
+            stage = "targets, " if self.tiles.stage == "targets" else ""
             self.bar.set_postfix_str(f"{self.postfix} {stage}tile {done}/{total}".strip())
 
 

@@ -143,15 +143,16 @@ _PROGRESS_FIELDS = (
 
 def job_task(
     content: bytes,
-    settings: dict[str, Any],
+    settings: dict[str, Any] | None,
     channel: Any,
     preview_seconds: float,
     state: bytes | None,
     *styles: bytes,
 ) -> tuple[StylizeResult, bytes | None]:
     """The body of a job's task: a :class:`Stylizer` run (continued from ``state``, the
-    bytes of a state file, if given), reporting through ``channel``. Returns its result,
-    and its state where the stop asked to keep it."""
+    bytes of a state file, if given, which holds its images and settings), reporting
+    through ``channel``. Returns its result, and its state where the stop asked to keep
+    it."""
     import ray
 
     from ..batches.paint import release_device_memory
@@ -162,6 +163,7 @@ def job_task(
     if state is not None:
         stylizer = load_state(state)[0]
     else:
+        assert settings is not None
         images = [png_image(s) for s in styles]
         stylizer = Stylizer(png_image(content), images, Settings.from_dict(settings))
     stopped = reporter.stop_requested()  # cancelled while it waited for a worker
@@ -195,22 +197,23 @@ class RemoteRun:
         resources: TaskResources,
         content: Image.Image | None,
         styles: Sequence[Image.Image],
-        settings: Settings,
+        settings: Settings | None,
         *,
         preview_seconds: float = 2.0,
         poll_seconds: float = 0.25,
         state: bytes | None = None,
     ):
-        """``state``, the bytes of a state file, continues that run (and its images and
-        settings are used: ``content`` may be None)."""
-        self.ray, self.settings = ray, settings
+        """``state``, the bytes of a state file, continues that run with the images and
+        settings it holds (``content`` and ``settings`` are then None)."""
+        self.ray = ray
         self.poll_seconds = poll_seconds
         task, channel = _remote(ray)
         self._channel = channel.remote()
-        if settings.threads == 0 and resources.threads:
+        if settings is not None and settings.threads == 0 and resources.threads:
             settings = settings.replace(threads=resources.threads)
         pixels = b"" if content is None else png_bytes(content)
-        self._args = (pixels, settings.to_dict(), self._channel, preview_seconds, state)
+        fields = None if settings is None else settings.to_dict()
+        self._args = (pixels, fields, self._channel, preview_seconds, state)
         self._styles = [png_bytes(s) for s in styles]
         self._task = task.options(
             num_cpus=resources.num_cpus,
@@ -391,19 +394,16 @@ class RayEngine:
         )
 
     def resume(self, path: str | os.PathLike[str]) -> RemoteRun:
-        """A run that continues the one saved at ``path`` (a state file) in a new task."""
-        from ..run.state import read_state
-
-        data = Path(path).read_bytes()
-        settings = Settings.from_dict(read_state(data)["settings"], strict=False)
+        """A run that continues the one saved at ``path`` (a state file) in a new task,
+        which reads the file's images and settings."""
         return RemoteRun(
             self.connection.ray,
             self.resources,
             None,
             [],
-            settings,
+            None,
             preview_seconds=self.preview_seconds,
-            state=data,
+            state=Path(path).read_bytes(),
         )
 
     def close(self) -> None:
