@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -102,17 +103,41 @@ class RemoteProgress:
 
 
 class _Reporter:
-    """The task's side of the channel: sends progress, previews, and hears a stop."""
+    """The task's side of the channel: sends progress, previews, and hears a stop.
+
+    The stop is asked for by a thread of its own, every ``STOP_CHECK_SECONDS``: Ray lends
+    the CPUs of a task whose main thread waits in ``ray.get`` to other tasks, so asking
+    from the painting thread let a queued job start beside this one on the same CPUs.
+    """
 
     def __init__(self, ray: ModuleType, channel: Any, preview_seconds: float):
         self.ray, self.channel, self.preview_seconds = ray, channel, preview_seconds
-        self.sent = self.previewed = self.checked = -1e9
+        self.sent = self.previewed = -1e9
         self.keep = False  # the stop asks for the state, to resume the run later
+        self._stop = threading.Event()
+        self._answered = threading.Event()  # the channel has answered once
+        self._ended = threading.Event()
+        threading.Thread(target=self._listen, daemon=True).start()
 
-    def stop_requested(self) -> bool:
-        self.checked = time.monotonic()
-        stop, self.keep = self.ray.get(self.channel.stop_requested.remote())
-        return bool(stop)
+    def _listen(self) -> None:
+        try:
+            while not self._stop.is_set():
+                stop, self.keep = self.ray.get(self.channel.stop_requested.remote())
+                if stop:
+                    self._stop.set()
+                self._answered.set()
+                if self._ended.wait(STOP_CHECK_SECONDS):
+                    return
+        except self.ray.exceptions.RayError:  # the channel went with its job
+            self._answered.set()
+
+    def first_answer(self) -> bool:
+        """Whether the job was stopped before its task began (waits for the channel)."""
+        self._answered.wait()
+        return self._stop.is_set()
+
+    def end(self) -> None:
+        self._ended.set()
 
     def report(self, p: Any) -> bool:
         """Send ``p`` if it is time; True when the job should stop."""
@@ -124,7 +149,7 @@ class _Reporter:
             fields = {k: getattr(p, k) for k in _PROGRESS_FIELDS}
             self.channel.put.remote(fields, preview)
             self.sent = now
-        return now - self.checked >= STOP_CHECK_SECONDS and self.stop_requested()
+        return self._stop.is_set()
 
 
 _PROGRESS_FIELDS = (
@@ -166,7 +191,7 @@ def job_task(
         assert settings is not None
         images = [png_image(s) for s in styles]
         stylizer = Stylizer(png_image(content), images, Settings.from_dict(settings))
-    stopped = reporter.stop_requested()  # cancelled while it waited for a worker
+    stopped = reporter.first_answer()  # cancelled while it waited for a worker
     try:
         if not stopped:
             for p in stylizer.run():
@@ -175,6 +200,8 @@ def job_task(
                     stopped = True
     except KeyboardInterrupt:  # ray.cancel
         stopped, reporter.keep = True, False
+    finally:
+        reporter.end()
     keep = stopped and reporter.keep
     reason = (StopReason.INTERRUPTED if keep else StopReason.CANCELLED) if stopped else None
     result = stylizer.result(reason)
